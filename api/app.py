@@ -1,0 +1,46 @@
+"""The Flask application factory. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from api.errors import Api
+from api.resources import backups, databases, system
+from api.services import ApiContext
+from shared.catalog import upsert_config_databases
+from shared.config import Settings, load_settings
+from shared.db import Database
+from shared.storage import make_storage
+from worker.celery_app import make_celery
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Flask:
+    """Build the API for ``settings`` (default: config file and environment)."""
+    settings = settings or load_settings()
+    app = Flask("backup_api")
+    app.config.update(
+        API_TITLE="Backup API",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    db = Database(settings.runtime.database_url)
+    if migrate:
+        db.migrate()
+    with db.session() as session:
+        upsert_config_databases(session, settings)
+    app.extensions["backup_api"] = ApiContext(
+        settings=settings, db=db, storage=make_storage(settings), celery=make_celery(settings))
+
+    api = Api(app)
+    for blueprint in (databases.blp, backups.blp, system.blp):
+        api.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,39 @@
+"""Backup payloads."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+STATUSES = ("pending", "running", "completed", "failed")
+
+
+class BackupCreateSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    database_id = ma.fields.String(required=True, validate=validate.Length(min=1, max=63))
+
+
+class BackupQueryArgs(ma.Schema):
+    database_id = ma.fields.String()
+    status = ma.fields.String(validate=validate.OneOf(STATUSES))
+
+
+class BackupSchema(ma.Schema):
+    id = ma.fields.String()
+    database_id = ma.fields.String()
+    engine = ma.fields.String()
+    status = ma.fields.String()
+    trigger = ma.fields.String()
+    created_at = ma.fields.DateTime()
+    started_at = ma.fields.DateTime(allow_none=True)
+    finished_at = ma.fields.DateTime(allow_none=True)
+    duration_seconds = ma.fields.Float(allow_none=True)
+    size_bytes = ma.fields.Integer(allow_none=True)
+    compression = ma.fields.String()
+    checksum_md5 = ma.fields.String(allow_none=True)
+    checksum_sha256 = ma.fields.String(allow_none=True)
+    storage = ma.fields.String()
+    storage_key = ma.fields.String(allow_none=True)
+    error = ma.fields.String(allow_none=True)

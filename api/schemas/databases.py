@@ -1,0 +1,83 @@
+"""Database payloads: what a client may send, and what it gets back (never a password)."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from shared.config import (
+    COMPRESSIONS,
+    DATABASE_ID_PATTERN,
+    ENGINES,
+    ID_ERROR,
+    validate_cron,
+    validate_timezone,
+)
+
+
+def _options_are_scalars(value: dict[str, object]) -> None:
+    for key, item in value.items():
+        if not isinstance(item, (str, int, float, bool)) or item is None:
+            raise ma.ValidationError(f"option {key!r} must be a string, number or boolean")
+
+
+class _Editable(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    name = ma.fields.String(validate=validate.Length(min=1, max=255))
+    host = ma.fields.String(validate=validate.Length(min=1, max=255))
+    port = ma.fields.Integer(validate=validate.Range(min=1, max=65535))
+    username = ma.fields.String(allow_none=True, validate=validate.Length(max=255))
+    password = ma.fields.String(allow_none=True, load_only=True,
+                                validate=validate.Length(max=1024))
+    database_name = ma.fields.String(validate=validate.Length(min=1, max=255))
+    options = ma.fields.Dict(keys=ma.fields.String(), validate=_options_are_scalars)
+    schedule = ma.fields.String(allow_none=True, validate=validate_cron,
+                                metadata={"description": "cron; null means the global one"})
+    timezone = ma.fields.String(allow_none=True, validate=validate_timezone)
+    compression = ma.fields.String(allow_none=True, validate=validate.OneOf(COMPRESSIONS))
+    retention_days = ma.fields.Integer(allow_none=True, validate=validate.Range(min=0))
+    max_backups = ma.fields.Integer(allow_none=True, validate=validate.Range(min=0))
+    min_backups = ma.fields.Integer(allow_none=True, validate=validate.Range(min=0))
+    package = ma.fields.Boolean()
+    enabled = ma.fields.Boolean()
+
+
+class DatabaseCreateSchema(_Editable):
+    id = ma.fields.String(required=True, validate=validate.Regexp(DATABASE_ID_PATTERN,
+                                                                  error=ID_ERROR))
+    engine = ma.fields.String(required=True, validate=validate.OneOf(ENGINES))
+    host = ma.fields.String(required=True, validate=validate.Length(min=1, max=255))
+    database_name = ma.fields.String(required=True, validate=validate.Length(min=1, max=255))
+
+
+class DatabasePatchSchema(_Editable):
+    pass
+
+
+class DatabaseSchema(ma.Schema):
+    id = ma.fields.String()
+    name = ma.fields.String()
+    engine = ma.fields.String()
+    host = ma.fields.String()
+    port = ma.fields.Integer()
+    username = ma.fields.String(allow_none=True)
+    password_set = ma.fields.Boolean()
+    database_name = ma.fields.String()
+    options = ma.fields.Dict()
+    schedule = ma.fields.String(metadata={"description": "effective cron schedule"})
+    timezone = ma.fields.String()
+    compression = ma.fields.String()
+    retention_days = ma.fields.Integer()
+    max_backups = ma.fields.Integer()
+    min_backups = ma.fields.Integer()
+    package = ma.fields.Boolean()
+    enabled = ma.fields.Boolean()
+    managed_by = ma.fields.String()
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+
+
+class DatabaseDeleteArgs(ma.Schema):
+    delete_backups = ma.fields.Boolean(load_default=False)

@@ -1,0 +1,97 @@
+"""Register, read, change and remove databases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import abort
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.services import ctx
+from shared.catalog import effective
+from shared.config import DEFAULT_PORTS
+from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
+
+
+def present(db: Database) -> dict[str, Any]:
+    """Return the public view of ``db``: effective settings, ``password_set``, no password."""
+    eff = effective(db, ctx().settings.global_)
+    return {
+        "id": db.id, "name": db.name, "engine": db.engine, "host": db.host, "port": db.port,
+        "username": db.username, "password_set": bool(db.password),
+        "database_name": db.database_name, "options": db.options or {},
+        "schedule": eff.schedule, "timezone": eff.timezone, "compression": eff.compression,
+        "retention_days": eff.retention_days, "max_backups": eff.max_backups,
+        "min_backups": eff.min_backups, "package": db.package, "enabled": db.enabled,
+        "managed_by": db.managed_by, "created_at": db.created_at, "updated_at": db.updated_at,
+    }
+
+
+def list_databases(page: int, page_size: int) -> tuple[list[dict[str, Any]], int]:
+    with ctx().db.session() as session:
+        total = session.scalar(select(func.count()).select_from(Database)) or 0
+        rows = session.scalars(select(Database).order_by(Database.created_at.desc(),
+                                                         Database.id)
+                               .offset((page - 1) * page_size).limit(page_size)).all()
+        return [present(row) for row in rows], total
+
+
+def get_database(database_id: str) -> dict[str, Any]:
+    with ctx().db.session() as session:
+        return present(_load(session, database_id))
+
+
+def create_database(data: dict[str, Any]) -> dict[str, Any]:
+    now = utcnow()
+    with ctx().db.session() as session:
+        if session.get(Database, data["id"]) is not None:
+            abort(409, message=f"database {data['id']!r} already exists")
+        row = Database(**data, managed_by="api", created_at=now, updated_at=now)
+        row.name = data.get("name") or data["id"]
+        row.port = data.get("port") or DEFAULT_PORTS[data["engine"]]
+        row.options = data.get("options") or {}
+        session.add(row)
+        session.flush()
+        return present(row)
+
+
+def update_database(database_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    with ctx().db.session() as session:
+        row = _load(session, database_id)
+        _refuse_config_managed(row, "changed")
+        for key, value in changes.items():
+            setattr(row, key, value)
+        row.updated_at = utcnow()
+        session.flush()
+        return present(row)
+
+
+def delete_database(database_id: str, delete_backups: bool) -> None:
+    context = ctx()
+    with context.db.session() as session:
+        row = _load(session, database_id)
+        _refuse_config_managed(row, "deleted")
+        backups = session.scalars(select(Backup).where(Backup.database_id == database_id)).all()
+        if any(b.status in ACTIVE_STATUSES for b in backups):
+            abort(409, message=f"database {database_id!r} has a backup pending or running; "
+                               "wait for it to finish")
+        if delete_backups:
+            for backup in backups:
+                if backup.storage_key:
+                    context.storage.delete_artifact(backup.storage_key)
+                session.delete(backup)
+        session.delete(row)
+
+
+def _load(session: Session, database_id: str) -> Database:
+    row = session.get(Database, database_id)
+    if row is None:
+        abort(404, message=f"database {database_id!r} not found")
+    return row
+
+
+def _refuse_config_managed(row: Database, verb: str) -> None:
+    if row.managed_by == "config":
+        abort(409, message=f"database {row.id!r} is managed by config.yaml and cannot be "
+                           f"{verb} through the API; edit config.yaml instead")

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test command: install what the tests need, build the real peers (cached under
+# ~/.cache/backup-api), then run pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=()
+command -v redis-server >/dev/null || apt_packages+=(redis-server)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || apt_packages+=(postgresql-15 postgresql-client-15)
+command -v runuser >/dev/null || apt_packages+=(util-linux)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  echo "test.sh: installing ${apt_packages[*]}" >&2
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${apt_packages[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+
+if [ -f scripts/peers.sh ]; then
+  BACKUP_API_PEERS_BIN="$(bash scripts/peers.sh)"
+  export BACKUP_API_PEERS_BIN
+  export PATH="$BACKUP_API_PEERS_BIN:$PATH"
+fi
+
+python3 -m ruff check .
+exec python3 -m pytest "$@"

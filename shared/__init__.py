@@ -1,0 +1,1 @@
+"""Code both sides use: configuration, models, errors and the dump/compress/store drivers."""

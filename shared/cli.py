@@ -1,0 +1,170 @@
+"""The ``backup-api`` console script: run, api, worker, beat, migrate, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from shared.catalog import effective
+from shared.config import DEFAULT_PORTS, Settings, load_settings
+from shared.errors import ConfigError
+
+log = logging.getLogger("backup_api")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="backup-api", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("run", "API + worker + beat on one machine (embedded default)"),
+                       ("api", "serve the HTTP API")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--host", default="127.0.0.1" if name == "run" else "0.0.0.0")
+        cmd.add_argument("--port", type=int, default=8000)
+        cmd.add_argument("--threads", type=int, default=8, help="request threads")
+    worker = sub.add_parser("worker", help="run a Celery worker")
+    worker.add_argument("--beat", action="store_true", help="embed the beat scheduler")
+    worker.add_argument("--concurrency", type=int, help="default: global.max_parallel_jobs")
+    worker.add_argument("--hostname", help="Celery node name")
+    sub.add_parser("beat", help="run the Celery beat scheduler")
+    sub.add_parser("migrate", help="apply metadata DB migrations")
+    check = sub.add_parser("check-config", help="validate a config and print effective settings")
+    check.add_argument("path", nargs="?")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(getattr(args, "path", None))
+    except ConfigError as exc:
+        print(f"backup-api: invalid configuration: {exc.message}", file=sys.stderr)
+        return 2
+    handler = {"run": _run, "api": _api, "worker": _worker, "beat": _beat,
+               "migrate": _migrate, "check-config": _check_config}[args.command]
+    return handler(settings, args)
+
+
+def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+    from shared.db import Database
+
+    Database(settings.runtime.database_url).migrate()
+    print("metadata DB is up to date")
+    return 0
+
+
+def _check_config(settings: Settings, _: argparse.Namespace) -> int:
+    """Print the effective settings of each database, passwords masked."""
+    report: dict[str, Any] = {
+        "config": settings.runtime.config_path,
+        "storage": {"type": settings.storage.type,
+                    **({"path": settings.storage_path} if settings.storage.type == "local"
+                       else {"bucket": settings.storage.s3.bucket if settings.storage.s3
+                             else None})},
+        "databases": [],
+        "package-conf": vars(settings.package),
+    }
+    for spec in settings.databases:
+        eff = effective(spec, settings.global_)
+        report["databases"].append({
+            "id": spec.id, "name": spec.name or spec.id, "engine": spec.engine,
+            "host": spec.host, "port": spec.port or DEFAULT_PORTS[spec.engine],
+            "username": spec.username, "password": "***" if spec.password else None,
+            "database_name": spec.database_name, "package": spec.package,
+            "enabled": spec.enabled, **vars(eff),
+        })
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from api.app import create_app
+
+    app = create_app(settings)
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", 1)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", args.threads)
+            # Downloads of large backups stream for a long time.
+            self.cfg.set("timeout", 0)
+            self.cfg.set("accesslog", "-")
+
+        def load(self) -> Any:
+            return app
+
+    _Server().run()
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.db import Database
+    from worker.celery_app import make_celery
+
+    Database(settings.runtime.database_url).migrate()
+    app = make_celery(settings)
+    argv = ["worker", "--loglevel=INFO", "--without-mingle", "--without-gossip"]
+    argv.append(f"--concurrency={args.concurrency or settings.global_.max_parallel_jobs}")
+    if args.hostname:
+        argv.append(f"--hostname={args.hostname}")
+    if args.beat:
+        argv += ["--beat", f"--schedule={os.path.join(settings.runtime.data_dir, 'beat')}"]
+    app.worker_main(argv)
+    return 0
+
+
+def _beat(settings: Settings, _: argparse.Namespace) -> int:
+    from worker.celery_app import make_celery
+
+    app = make_celery(settings)
+    app.start(["beat", "--loglevel=INFO",
+               f"--schedule={os.path.join(settings.runtime.data_dir, 'beat')}"])
+    return 0
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    """Start the worker (with beat) and the API as child processes; stop both together."""
+    from shared.db import Database
+
+    os.makedirs(settings.runtime.data_dir, exist_ok=True)
+    Database(settings.runtime.database_url).migrate()
+    exe = [sys.executable, "-m", "shared.cli"]
+    children = [
+        subprocess.Popen(exe + ["worker", "--beat"]),
+        subprocess.Popen(exe + ["api", "--host", args.host, "--port", str(args.port),
+                                "--threads", str(args.threads)]),
+    ]
+    print(f"Backup API on http://{args.host}:{args.port} (docs at /docs); "
+          f"data in {settings.runtime.data_dir}", flush=True)
+
+    def stop(*_: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    finally:
+        stop()
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    return max(child.returncode or 0 for child in children)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Streaming compressors, by name. Each turns chunks into compressed chunks."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Protocol
+
+import zstandard
+
+
+class Compressor(Protocol):
+    """Feed chunks to ``compress``; call ``flush`` once at the end for the tail."""
+
+    def compress(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+class _Identity:
+    def compress(self, data: bytes) -> bytes:
+        return data
+
+    def flush(self) -> bytes:
+        return b""
+
+
+def _gzip() -> Compressor:
+    # wbits=31 writes a gzip container, readable by gunzip and Python's gzip module.
+    return zlib.compressobj(6, zlib.DEFLATED, 31)
+
+
+def _zstd() -> Compressor:
+    return zstandard.ZstdCompressor(level=3).compressobj()
+
+
+_FACTORIES = {"gzip": _gzip, "zstd": _zstd, "none": _Identity}
+EXTENSIONS = {"gzip": ".gz", "zstd": ".zst", "none": ""}
+
+
+def make_compressor(name: str) -> Compressor:
+    """Return a fresh compressor; ``name`` was validated with the config."""
+    return _FACTORIES[name]()

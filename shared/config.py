@@ -1,0 +1,394 @@
+"""Load ``config.yaml`` and the environment once, validate them, return typed settings.
+
+The rest of the code never reads raw dicts or ``os.environ``: it receives a
+:class:`Settings`. Errors name the key (``databases[1].engine: ...``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from croniter import croniter
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+from shared.errors import ConfigError
+
+ENGINES = ("postgres", "mongodb")
+COMPRESSIONS = ("gzip", "zstd", "none")
+PACKAGE_FORMATS = ("zip", "tar.gz")
+DATABASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
+ID_ERROR = (
+    "must start with a letter or digit and contain only letters, digits, '_' or '-'"
+    " (at most 63 characters)"
+)
+DEFAULT_PORTS = {"postgres": 5432, "mongodb": 27017}
+
+
+# --- validators shared with the API schemas -------------------------------------------
+
+
+def validate_cron(value: str) -> None:
+    """Raise ``ValidationError`` unless ``value`` is a five-field cron expression."""
+    if not isinstance(value, str) or len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ValidationError(f"not a valid 5-field cron expression: {value!r}")
+
+
+def validate_timezone(value: str) -> None:
+    """Raise ``ValidationError`` unless ``value`` is an IANA time zone name."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        raise ValidationError(f"unknown time zone: {value!r}") from exc
+
+
+# --- typed settings ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GlobalSettings:
+    schedule: str = "0 2 * * *"
+    compression: str = "gzip"
+    retention_days: int = 14
+    max_backups: int = 10
+    min_backups: int = 1
+    max_parallel_jobs: int = 4
+    timezone: str = "UTC"
+    backup_time_limit: int = 6 * 3600
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    bucket: str
+    endpoint_url: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
+    region: str | None = None
+    prefix: str = ""
+    path_style: bool | None = None
+    create_bucket: bool = False
+    server_side_encryption: str | None = None
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    type: str = "local"
+    path: str | None = None
+    s3: S3Settings | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseSpec:
+    """One database as declared in ``config.yaml`` (overrides left ``None``)."""
+
+    id: str
+    engine: str
+    database_name: str
+    name: str | None = None
+    host: str = "localhost"
+    port: int | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    options: dict[str, Any] = field(default_factory=dict)
+    schedule: str | None = None
+    timezone: str | None = None
+    compression: str | None = None
+    retention_days: int | None = None
+    max_backups: int | None = None
+    min_backups: int | None = None
+    package: bool = False
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class PackageSettings:
+    schedule: str | None = None
+    compression: str = "zip"
+    retention_days: int = 60
+    max_packages: int = 5
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """What comes from the environment rather than the file."""
+
+    config_path: str
+    data_dir: str
+    database_url: str
+    broker_url: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    runtime: RuntimeSettings
+    global_: GlobalSettings = field(default_factory=GlobalSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    databases: tuple[DatabaseSpec, ...] = ()
+    package: PackageSettings = field(default_factory=PackageSettings)
+
+    @property
+    def storage_path(self) -> str:
+        """Directory of local storage: ``storage.path`` or ``DATA_DIR/backups``."""
+        return self.storage.path or os.path.join(self.runtime.data_dir, "backups")
+
+
+# --- schemas ------------------------------------------------------------------------------
+
+
+def _read_secret_file(path: str, key: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ValidationError(f"cannot read {key} {path!r}: {exc.strerror}") from exc
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class GlobalSchema(_Strict):
+    schedule = fields.String(validate=validate_cron)
+    compression = fields.String(validate=validate.OneOf(COMPRESSIONS))
+    retention_days = fields.Integer(validate=validate.Range(min=0))
+    max_backups = fields.Integer(validate=validate.Range(min=0))
+    min_backups = fields.Integer(validate=validate.Range(min=0))
+    max_parallel_jobs = fields.Integer(validate=validate.Range(min=1, max=256))
+    timezone = fields.String(validate=validate_timezone)
+    backup_time_limit = fields.Integer(validate=validate.Range(min=10))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> GlobalSettings:
+        return GlobalSettings(**data)
+
+
+class S3Schema(_Strict):
+    endpoint_url = fields.String(allow_none=True, validate=validate.URL(require_tld=False))
+    access_key = fields.String(allow_none=True)
+    access_key_file = fields.String()
+    secret_key = fields.String(allow_none=True)
+    secret_key_file = fields.String()
+    bucket = fields.String(required=True, validate=validate.Length(min=3, max=63))
+    region = fields.String(allow_none=True)
+    prefix = fields.String()
+    path_style = fields.Boolean(allow_none=True)
+    create_bucket = fields.Boolean()
+    server_side_encryption = fields.String(
+        allow_none=True, validate=validate.OneOf(["AES256", "aws:kms"])
+    )
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> S3Settings:
+        for key in ("access_key", "secret_key"):
+            if f"{key}_file" in data:
+                data[key] = _read_secret_file(data.pop(f"{key}_file"), f"{key}_file")
+        data["prefix"] = data.get("prefix", "").strip("/")
+        return S3Settings(**data)
+
+
+class StorageSchema(_Strict):
+    type = fields.String(validate=validate.OneOf(["local", "s3"]))
+    path = fields.String()
+    s3 = fields.Nested(S3Schema)
+
+    @validates_schema
+    def s3_needs_section(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("type") == "s3" and not data.get("s3"):
+            raise ValidationError("required when storage.type is s3", field_name="s3")
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> StorageSettings:
+        return StorageSettings(**data)
+
+
+class DatabaseSchema(_Strict):
+    id = fields.String(required=True, validate=validate.Regexp(
+        DATABASE_ID_PATTERN, error=ID_ERROR))
+    name = fields.String()
+    engine = fields.String(required=True, validate=validate.OneOf(ENGINES))
+    host = fields.String(validate=validate.Length(min=1, max=255))
+    port = fields.Integer(validate=validate.Range(min=1, max=65535))
+    username = fields.String(allow_none=True)
+    password = fields.String(allow_none=True)
+    password_file = fields.String()
+    database_name = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    options = fields.Dict(keys=fields.String())
+    schedule = fields.String(validate=validate_cron)
+    timezone = fields.String(validate=validate_timezone)
+    compression = fields.String(validate=validate.OneOf(COMPRESSIONS))
+    retention_days = fields.Integer(validate=validate.Range(min=0))
+    max_backups = fields.Integer(validate=validate.Range(min=0))
+    min_backups = fields.Integer(validate=validate.Range(min=0))
+    package = fields.Boolean()
+    enabled = fields.Boolean()
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> DatabaseSpec:
+        if "password_file" in data:
+            data["password"] = _read_secret_file(data.pop("password_file"), "password_file")
+        return DatabaseSpec(**data)
+
+
+class PackageSchema(_Strict):
+    schedule = fields.String(allow_none=True, validate=validate_cron)
+    compression = fields.String(validate=validate.OneOf(PACKAGE_FORMATS))
+    retention_days = fields.Integer(validate=validate.Range(min=0))
+    max_packages = fields.Integer(validate=validate.Range(min=0))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> PackageSettings:
+        return PackageSettings(**data)
+
+
+class ConfigSchema(_Strict):
+    global_ = fields.Nested(GlobalSchema, data_key="global")
+    storage = fields.Nested(StorageSchema)
+    databases = fields.List(fields.Nested(DatabaseSchema))
+    package = fields.Nested(PackageSchema, data_key="package-conf")
+
+    @validates_schema
+    def unique_ids(self, data: dict[str, Any], **_: Any) -> None:
+        seen: set[str] = set()
+        for index, db in enumerate(data.get("databases") or []):
+            if db.id in seen:
+                raise ValidationError(
+                    {"databases": {index: {"id": [f"duplicate database id {db.id!r}"]}}}
+                )
+            seen.add(db.id)
+
+
+# --- loading ------------------------------------------------------------------------------
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, env: Mapping[str, str], path: str = "") -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string of a parsed YAML tree."""
+    if isinstance(value, dict):
+        return {k: expand_env(v, env, _join(path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if env.get(name):
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{path}: environment variable {name} is not set")
+
+    return _VAR.sub(substitute, value)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _flatten(messages: Any, path: str = "") -> list[str]:
+    if isinstance(messages, dict):
+        out: list[str] = []
+        for key, sub in messages.items():
+            if key == "_schema":
+                out += _flatten(sub, path)
+            elif isinstance(key, int):
+                out += _flatten(sub, f"{path}[{key}]")
+            else:
+                out += _flatten(sub, _join(path, str(key)))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{path or 'config'}: {' '.join(messages)}"]
+    if isinstance(messages, list):
+        return [line for m in messages for line in _flatten(m, path)]
+    return [f"{path or 'config'}: {messages}"]
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """Turn marshmallow's nested messages into ``key.path: message`` lines."""
+    return "; ".join(_flatten(exc.messages))
+
+
+def runtime_from_env(env: Mapping[str, str]) -> RuntimeSettings:
+    """Read the four environment variables of the contract, with embedded defaults."""
+    data_dir = os.path.abspath(env.get("BACKUP_API_DATA_DIR") or "./data")
+    return RuntimeSettings(
+        config_path=env.get("BACKUP_API_CONFIG") or "./config.yaml",
+        data_dir=data_dir,
+        database_url=env.get("DATABASE_URL") or f"sqlite:///{data_dir}/backup-api.db",
+        broker_url=env.get("CELERY_BROKER_URL") or "filesystem://",
+    )
+
+
+def parse_config(text: str, runtime: RuntimeSettings, env: Mapping[str, str]) -> Settings:
+    """Validate the YAML ``text`` into :class:`Settings`; raise ``ConfigError`` naming the key."""
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError("config: the top level must be a mapping")
+    raw = expand_env(raw, env)
+    try:
+        loaded = ConfigSchema().load(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from exc
+    return Settings(
+        runtime=runtime,
+        global_=loaded.get("global_") or GlobalSettings(),
+        storage=loaded.get("storage") or StorageSettings(),
+        databases=tuple(loaded.get("databases") or ()),
+        package=loaded.get("package") or PackageSettings(),
+    )
+
+
+def load_settings(
+    path: str | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Load settings from ``path`` (or ``BACKUP_API_CONFIG``) and the environment.
+
+    A missing file is an error when it was named explicitly; the default
+    ``./config.yaml`` may be absent, and then every default applies.
+    """
+    env = os.environ if env is None else env
+    runtime = runtime_from_env(env)
+    explicit = path or env.get("BACKUP_API_CONFIG")
+    config_path = explicit or runtime.config_path
+    runtime = RuntimeSettings(
+        config_path=config_path,
+        data_dir=runtime.data_dir,
+        database_url=runtime.database_url,
+        broker_url=runtime.broker_url,
+    )
+    try:
+        text = Path(config_path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        if explicit:
+            raise ConfigError(f"config file not found: {config_path}") from exc
+        text = ""
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {config_path}: {exc.strerror}") from exc
+    return parse_config(text, runtime, env)
+
+
+__all__ = [
+    "COMPRESSIONS", "DATABASE_ID_PATTERN", "DEFAULT_PORTS", "ENGINES", "EXCLUDE",
+    "PACKAGE_FORMATS", "DatabaseSpec", "GlobalSettings", "PackageSettings", "RuntimeSettings",
+    "S3Settings", "Settings", "StorageSettings", "load_settings", "parse_config",
+    "validate_cron", "validate_timezone",
+]

@@ -1,0 +1,114 @@
+"""The engine contract: a pure command builder plus one streaming runner for all engines.
+
+An engine turns a :class:`Target` into a :class:`DumpCommand` without touching the
+system (unit-testable), and :func:`run_dump` starts it and yields its stdout.
+
+Error meaning: every failure surfaces as ``DumpError`` whose message includes the
+tool's stderr tail with the password redacted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from shared.errors import DumpError, redact
+
+STDERR_TAIL = 1500
+
+
+@dataclass(frozen=True)
+class Target:
+    """How to reach one database (built from a ``databases`` row)."""
+
+    engine: str
+    host: str
+    port: int
+    database_name: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DumpCommand:
+    """A command line plus what it needs beside it.
+
+    ``secret_files`` are written into a private 0700 directory with mode 0600
+    before the process starts; ``{secrets}`` in ``argv`` or ``env`` values is
+    replaced by that directory. Secrets never go on the command line.
+    """
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    secret_files: dict[str, str] = field(default_factory=dict, repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+class Engine(ABC):
+    name: str
+    tool: str
+
+    @abstractmethod
+    def build_dump(self, target: Target) -> DumpCommand:
+        """Return the command that writes one uncompressed dump to stdout."""
+
+    def tool_versions(self) -> dict[str, str]:
+        """Return ``{tool: version}`` of the client that dumps; empty if unknown."""
+        return {}
+
+
+def _materialize(command: DumpCommand, directory: str) -> tuple[list[str], dict[str, str]]:
+    for name, content in command.secret_files.items():
+        path = os.path.join(directory, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+    argv = [arg.replace("{secrets}", directory) for arg in command.argv]
+    env = {k: v.replace("{secrets}", directory) for k, v in command.env.items()}
+    return argv, env
+
+
+@contextmanager
+def run_dump(command: DumpCommand) -> Iterator[IO[bytes]]:
+    """Start ``command`` and yield its stdout; on exit check how it ended.
+
+    If the body raises (storage failed, time limit), the process is killed. If the
+    process exits non-zero, ``DumpError`` carries its redacted stderr tail.
+    """
+    tool = os.path.basename(command.argv[0])
+    with tempfile.TemporaryDirectory(prefix="backup-api-") as secrets_dir, \
+            tempfile.TemporaryFile() as stderr:
+        os.chmod(secrets_dir, 0o700)
+        argv, extra_env = _materialize(command, secrets_dir)
+        if shutil.which(argv[0]) is None:
+            raise DumpError(f"{tool} not found: install it or put it on PATH")
+        try:
+            process = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL,
+                env={**os.environ, **extra_env},
+            )
+        except OSError as exc:
+            raise DumpError(f"cannot start {tool}: {exc.strerror}") from exc
+        assert process.stdout is not None
+        try:
+            yield process.stdout
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            process.stdout.close()
+        returncode = process.wait()
+        if returncode != 0:
+            stderr.seek(0)
+            tail = stderr.read().decode("utf-8", "replace")[-STDERR_TAIL:].strip()
+            reason = redact(tail, list(command.secrets)) or "no error output"
+            raise DumpError(f"{tool} exited with code {returncode}: {reason}")

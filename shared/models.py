@@ -1,0 +1,163 @@
+"""Rows of the metadata DB: registered databases and their backups."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+ACTIVE_STATUSES = ("pending", "running")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store aware UTC datetimes; SQLite returns naive ones, so re-attach UTC on load."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Database(Base):
+    """A database to back up. Overrides are ``None`` when the global value applies."""
+
+    __tablename__ = "databases"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    engine: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    username: Mapped[str | None] = mapped_column(String(255))
+    password: Mapped[str | None] = mapped_column(Text)
+    database_name: Mapped[str] = mapped_column(String(255))
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    schedule: Mapped[str | None] = mapped_column(String(100))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    compression: Mapped[str | None] = mapped_column(String(16))
+    retention_days: Mapped[int | None] = mapped_column(Integer)
+    max_backups: Mapped[int | None] = mapped_column(Integer)
+    min_backups: Mapped[int | None] = mapped_column(Integer)
+    package: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    managed_by: Mapped[str] = mapped_column(String(16), default="api")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Backup(Base):
+    """One backup attempt and, when completed, where its artifact lives."""
+
+    __tablename__ = "backups"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True,
+                                    default=lambda: str(uuid.uuid4()))
+    # Not a foreign key: backups outlive a deleted database unless asked otherwise.
+    database_id: Mapped[str] = mapped_column(String(63), index=True)
+    engine: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    trigger: Mapped[str] = mapped_column(String(16), default="manual")
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    compression: Mapped[str] = mapped_column(String(16))
+    checksum_md5: Mapped[str | None] = mapped_column(String(32))
+    checksum_sha256: Mapped[str | None] = mapped_column(String(64))
+    storage: Mapped[str] = mapped_column(String(16))
+    storage_key: Mapped[str | None] = mapped_column(String(1024))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        # At most one pending/running backup per database, enforced by the database
+        # itself so that two concurrent requests (or schedulers) cannot both win.
+        Index(
+            "uq_backups_one_active_per_database",
+            "database_id",
+            unique=True,
+            postgresql_where=text("status IN ('pending', 'running')"),
+            sqlite_where=text("status IN ('pending', 'running')"),
+        ),
+        # A scheduled slot yields at most one backup, whichever beat enqueued it.
+        Index("uq_backups_schedule_slot", "database_id", "scheduled_for", unique=True),
+    )
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return round((self.finished_at - self.started_at).total_seconds(), 3)
+        return None
+
+
+class Package(Base):
+    """A bundle of the latest completed backups of several databases."""
+
+    __tablename__ = "packages"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True,
+                                    default=lambda: str(uuid.uuid4()))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    trigger: Mapped[str] = mapped_column(String(16), default="manual")
+    format: Mapped[str] = mapped_column(String(16))
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    checksum_md5: Mapped[str | None] = mapped_column(String(32))
+    checksum_sha256: Mapped[str | None] = mapped_column(String(64))
+    storage: Mapped[str] = mapped_column(String(16))
+    storage_key: Mapped[str | None] = mapped_column(String(1024))
+    # The requested database ids (None: every database with package: true).
+    database_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    # [{"database_id", "backup_id"}] actually bundled, and database ids without a backup.
+    backups: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    missing: Mapped[list[str]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Counter(Base):
+    """A cluster-wide monotonic counter (metrics that must survive restarts and workers).
+
+    ``labels`` is a canonical JSON object string, so (name, labels) identifies a series.
+    """
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    labels: Mapped[str] = mapped_column(String(512), primary_key=True)
+    value: Mapped[float] = mapped_column(Float, default=0.0)

@@ -1,0 +1,87 @@
+"""The storage contract every backend implements and passes the same test suite for.
+
+Keys are relative, ``/``-separated paths such as ``pg_main/2026/11/26/pg_main-....dump.gz``.
+
+Error meaning:
+- ``ArtifactNotFound``: the key does not exist (``open``, ``size``).
+- ``StorageError``: anything else the backend refused or failed; the message names
+  the location (path, or bucket and endpoint) but never a secret.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any, BinaryIO, Protocol
+
+from shared.errors import ArtifactNotFound
+
+
+class ArtifactWriter(Protocol):
+    def write(self, data: bytes) -> Any: ...
+
+
+class Storage(ABC):
+    """Where artifacts live. Writes are atomic: a key appears whole or not at all."""
+
+    kind: str
+
+    @abstractmethod
+    def writer(self, key: str) -> AbstractContextManager[ArtifactWriter]:
+        """Return a context manager yielding a writer for ``key``.
+
+        The object becomes visible only when the block exits normally; on an
+        exception nothing is left behind (no partial file, no multipart parts).
+        Writing an existing key replaces it.
+        """
+
+    @abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """Open ``key`` for streaming reads (``read(n)`` / ``close()``)."""
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """Return the size in bytes of ``key``."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete ``key``; a missing key is not an error."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Yield the keys under ``prefix`` (sorted), without temporary objects."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise ``StorageError`` saying what is wrong if the backend is unusable."""
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except ArtifactNotFound:
+            return False
+        return True
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        with self.writer(key) as out:
+            out.write(data)
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.open(key) as handle:
+            return handle.read()
+
+    # Sidecars: a small JSON document beside each artifact, so a backup can be found
+    # and restored without the metadata DB.
+    def write_sidecar(self, key: str, document: dict[str, Any]) -> None:
+        self.put_bytes(sidecar_key(key), json.dumps(document, indent=2, sort_keys=True).encode())
+
+    def delete_artifact(self, key: str) -> None:
+        """Delete an artifact and its sidecar."""
+        self.delete(key)
+        self.delete(sidecar_key(key))
+
+
+def sidecar_key(key: str) -> str:
+    return key + ".json"

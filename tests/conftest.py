@@ -1,0 +1,176 @@
+"""Session fixtures: a real PostgreSQL cluster, Redis, and the API and worker processes."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.services import (
+    PG_PASSWORD,
+    PG_USER,
+    PostgresCluster,
+    Process,
+    Redis,
+    free_port,
+    wait_http,
+)
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("backup-api")
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PostgresCluster]:
+    # Not under pytest's 0700 temp root: the cluster runs as the postgres user.
+    root = Path(tempfile.mkdtemp(prefix="backup-api-pg-"))
+    cluster = PostgresCluster(root)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis(workdir: Path) -> Iterator[Redis]:
+    server = Redis(workdir / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Client:
+    """A thin HTTP client for the API under test."""
+
+    base: str
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return self.session.get(self.base + path, timeout=30, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> requests.Response:
+        return self.session.post(self.base + path, json=json, timeout=30, **kw)
+
+    def patch(self, path: str, json: Any = None) -> requests.Response:
+        return self.session.patch(self.base + path, json=json, timeout=30)
+
+    def delete(self, path: str, **kw: Any) -> requests.Response:
+        return self.session.delete(self.base + path, timeout=30, **kw)
+
+    def wait_backup(self, backup_id: str, timeout: float = 120) -> dict[str, Any]:
+        """Poll until the backup leaves pending/running; return its final state."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.get(f"/backups/{backup_id}").json()
+            if body["status"] in ("completed", "failed"):
+                return body
+            time.sleep(0.3)
+        raise AssertionError(f"backup {backup_id} still {body['status']} after {timeout}s")
+
+    def register_postgres(self, pg: PostgresCluster, database: str, **extra: Any) -> str:
+        db_id = extra.pop("id", f"pg-{uuid.uuid4().hex[:8]}")
+        body = {"id": db_id, "engine": "postgres", "host": "127.0.0.1", "port": pg.port,
+                "username": PG_USER, "password": PG_PASSWORD, "database_name": database,
+                **extra}
+        response = self.post("/databases", json=body)
+        assert response.status_code == 201, response.text
+        return db_id
+
+
+@dataclass
+class Stack:
+    """The product as a user runs it: API and worker processes sharing config and DB."""
+
+    root: Path
+    env: dict[str, str]
+    api: Process
+    workers: list[Process]
+    client: Client
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.root / "data" / "backups"
+
+    def logs(self) -> str:
+        return self.api.log() + "".join(w.log() for w in self.workers)
+
+    def start_worker(self, name: str, **env: str) -> Process:
+        worker = Process(name, ["worker", f"--hostname={name}@%h", "--concurrency=2"],
+                         {**self.env, **env}, self.root / f"{name}.log").start()
+        self.workers.append(worker)
+        return worker
+
+
+_REDIS_DBS = itertools.count(1)
+
+STACK_CONFIG = """
+global:
+  schedule: "0 2 * * *"
+  compression: gzip
+  retention_days: 14
+  max_backups: 10
+  max_parallel_jobs: 2
+storage:
+  type: local
+databases:
+  - id: config-managed
+    name: Declared in config.yaml
+    engine: postgres
+    host: 127.0.0.1
+    port: ${TEST_PG_PORT}
+    username: backup
+    password: ${TEST_PG_PASSWORD}
+    database_name: ${TEST_CONFIG_DB:-postgres}
+package-conf:
+  compression: zip
+"""
+
+
+def start_stack(root: Path, pg: PostgresCluster, redis: Redis, config: str = STACK_CONFIG,
+                workers: int = 1) -> Stack:
+    root.mkdir(parents=True, exist_ok=True)
+    meta = f"meta_{uuid.uuid4().hex[:8]}"
+    pg.create_database(meta)
+    (root / "config.yaml").write_text(config)
+    env = {
+        "BACKUP_API_CONFIG": str(root / "config.yaml"),
+        "BACKUP_API_DATA_DIR": str(root / "data"),
+        "DATABASE_URL": pg.url(meta),
+        "CELERY_BROKER_URL": redis.url.rsplit("/", 1)[0] + f"/{next(_REDIS_DBS) % 16}",
+        "TEST_PG_PORT": str(pg.port),
+        "TEST_PG_PASSWORD": PG_PASSWORD,
+    }
+    port = free_port()
+    api = Process("api", ["api", "--host", "127.0.0.1", "--port", str(port)], env,
+                  root / "api.log").start()
+    stack = Stack(root=root, env=env, api=api, workers=[],
+                  client=Client(f"http://127.0.0.1:{port}"))
+    for index in range(workers):
+        stack.start_worker(f"worker{index + 1}")
+    wait_http(stack.client.base + "/health")
+    return stack
+
+
+@pytest.fixture(scope="session")
+def stack(workdir: Path, pg: PostgresCluster, redis: Redis) -> Iterator[Stack]:
+    running = start_stack(workdir / "stack", pg, redis)
+    yield running
+    for process in [running.api, *running.workers]:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def api(stack: Stack) -> Client:
+    return stack.client

@@ -1,0 +1,165 @@
+"""Real services for the tests: a throwaway PostgreSQL cluster, Redis, and our processes.
+
+Each starts on a free port on 127.0.0.1 and is stopped by the fixture that made it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+PG_BIN = Path(os.environ.get("BACKUP_API_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_USER = "backup"
+PG_PASSWORD = "pg-Test-Secret-4471"
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not come up within {timeout}s")
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    """initdb refuses to run as root; run the cluster as the postgres user then."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *argv]
+    return argv
+
+
+@dataclass
+class PostgresCluster:
+    root: Path
+    port: int = field(default_factory=free_port)
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        pwfile = self.root / "pw"
+        pwfile.write_text(PG_PASSWORD)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+            shutil.chown(pwfile, "postgres", "postgres")
+        subprocess.run(_as_postgres([
+            str(PG_BIN / "initdb"), "-D", str(self.datadir), "-U", PG_USER,
+            f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=trust",
+            "-E", "UTF8", "--locale=C.UTF-8"]), check=True, capture_output=True)
+        subprocess.run(_as_postgres([
+            str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.root / "log"),
+            "-w", "-t", "60", "start", "-o",
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"]),
+            check=True, capture_output=True)
+
+    def stop(self) -> None:
+        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.datadir),
+                                     "-m", "immediate", "stop"]), capture_output=True)
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        result = subprocess.run(
+            [str(PG_BIN / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, "-d", database,
+             "-c", sql], env={**os.environ, "PGPASSWORD": PG_PASSWORD},
+            capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"psql failed: {result.stderr}")
+        return result.stdout.strip()
+
+    def create_database(self, name: str) -> None:
+        self.psql(f'CREATE DATABASE "{name}"')
+
+
+@dataclass
+class Redis:
+    root: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.root)],
+            stdout=open(self.root / "redis.log", "wb"), stderr=subprocess.STDOUT)
+        wait_for(lambda: _redis_ping(self.port), 20, "redis")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+def _redis_ping(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(16).startswith(b"+PONG")
+
+
+@dataclass
+class Process:
+    """One of our own processes (``backup-api api``/``worker``/``beat``), logging to a file."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", *self.argv],
+            env={**os.environ, "PYTHONPATH": str(REPO), **self.env}, cwd=REPO,
+            stdout=open(self.log_path, "ab"),
+            stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    wait_for(lambda: requests.get(url, timeout=2).status_code == 200, timeout, url)

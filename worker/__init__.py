@@ -1,0 +1,1 @@
+"""The Celery worker: runs backups by id. It never imports Flask."""
