@@ -138,10 +138,12 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     os.makedirs(settings.runtime.data_dir, exist_ok=True)
     Database(settings.runtime.database_url).migrate()
     exe = [sys.executable, "-m", "shared.cli"]
+    # Children get their own sessions: a Ctrl-C in the terminal reaches only this
+    # process, which then stops them in order (the worker finishes its warm shutdown).
     children = [
-        subprocess.Popen(exe + ["worker", "--beat"]),
+        subprocess.Popen(exe + ["worker", "--beat"], start_new_session=True),
         subprocess.Popen(exe + ["api", "--host", args.host, "--port", str(args.port),
-                                "--threads", str(args.threads)]),
+                                "--threads", str(args.threads)], start_new_session=True),
     ]
     print(f"Backup API on http://{args.host}:{args.port} (docs at /docs); "
           f"data in {settings.runtime.data_dir}", flush=True)

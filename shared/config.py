@@ -154,7 +154,7 @@ def _read_secret_file(path: str, key: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
-        raise ValidationError(f"cannot read {key} {path!r}: {exc.strerror}") from exc
+        raise ValidationError(f"cannot read {path!r}: {exc.strerror}", field_name=key) from exc
 
 
 class _Strict(Schema):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
 
 from celery import Celery
 from flask import current_app
 
+from shared.config import DATABASE_ID_PATTERN
 from shared.context import Context
 
 
@@ -20,3 +23,15 @@ class ApiContext(Context):
 def ctx() -> ApiContext:
     context: ApiContext = current_app.extensions["backup_api"]
     return context
+
+
+def is_uuid(value: str) -> bool:
+    """Tell whether ``value`` can be a backup/package id (anything else is simply absent)."""
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def is_database_id(value: str) -> bool:
+    return re.fullmatch(DATABASE_ID_PATTERN, value) is not None

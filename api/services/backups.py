@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import ctx
+from api.services import ctx, is_uuid
 from shared.catalog import effective
 from shared.errors import ArtifactNotFound, StorageError
 from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
@@ -107,7 +107,7 @@ def open_download(backup_id: str) -> tuple[Backup, str, int, Iterator[bytes]]:
 
 
 def _load(session: Session, backup_id: str) -> Backup:
-    row = session.get(Backup, backup_id)
+    row = session.get(Backup, backup_id) if is_uuid(backup_id) else None
     if row is None:
         abort(404, message=f"backup {backup_id!r} not found")
     return row

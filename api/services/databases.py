@@ -8,7 +8,7 @@ from flask_smorest import abort
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.services import ctx
+from api.services import ctx, is_database_id
 from shared.catalog import effective
 from shared.config import DEFAULT_PORTS
 from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
@@ -85,7 +85,7 @@ def delete_database(database_id: str, delete_backups: bool) -> None:
 
 
 def _load(session: Session, database_id: str) -> Database:
-    row = session.get(Database, database_id)
+    row = session.get(Database, database_id) if is_database_id(database_id) else None
     if row is None:
         abort(404, message=f"database {database_id!r} not found")
     return row
