@@ -50,10 +50,20 @@ def main(argv: list[str] | None = None) -> int:
     return handler(settings, args)
 
 
-def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+def _prepare(settings: Settings) -> None:
+    """Migrate the metadata DB and upsert the databases declared in the config."""
+    from shared.catalog import upsert_config_databases
     from shared.db import Database
 
-    Database(settings.runtime.database_url).migrate()
+    db = Database(settings.runtime.database_url)
+    db.migrate()
+    with db.session() as session:
+        upsert_config_databases(session, settings)
+    db.engine.dispose()
+
+
+def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+    _prepare(settings)
     print("metadata DB is up to date")
     return 0
 
@@ -107,10 +117,9 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from shared.db import Database
     from worker.celery_app import make_celery
 
-    Database(settings.runtime.database_url).migrate()
+    _prepare(settings)
     app = make_celery(settings)
     argv = ["worker", "--loglevel=INFO", "--without-mingle", "--without-gossip"]
     argv.append(f"--concurrency={args.concurrency or settings.global_.max_parallel_jobs}")
@@ -125,6 +134,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 def _beat(settings: Settings, _: argparse.Namespace) -> int:
     from worker.celery_app import make_celery
 
+    _prepare(settings)
     app = make_celery(settings)
     app.start(["beat", "--loglevel=INFO",
                f"--schedule={os.path.join(settings.runtime.data_dir, 'beat')}"])
@@ -133,10 +143,8 @@ def _beat(settings: Settings, _: argparse.Namespace) -> int:
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     """Start the worker (with beat) and the API as child processes; stop both together."""
-    from shared.db import Database
-
     os.makedirs(settings.runtime.data_dir, exist_ok=True)
-    Database(settings.runtime.database_url).migrate()
+    _prepare(settings)
     exe = [sys.executable, "-m", "shared.cli"]
     # Children get their own sessions: a Ctrl-C in the terminal reaches only this
     # process, which then stops them in order (the worker finishes its warm shutdown).
