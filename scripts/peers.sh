@@ -112,6 +112,8 @@ build_minio() {
     tmp=$(mktmp minio)
     log "minio: building (several minutes)"
     v=$(install_first "$tmp" github.com/minio/minio "${MINIO_VERSIONS[@]}")
+    # Record the version the query resolved to (e.g. latest -> v0.0.0-...).
+    v=$(go version -m "$tmp/minio" | awk '$1 == "mod" { print $3; exit }')
     mv -f "$tmp/minio" "$BIN/minio"
     printf 'github.com/minio/minio@%s\n' "$v" >"$BIN/minio.version"
     log "minio: done in $(elapsed $t0) ($v)"

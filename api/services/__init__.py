@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from typing import NoReturn
 
 from celery import Celery
 from flask import current_app
+from flask_smorest import abort as _abort
 
 from shared.config import DATABASE_ID_PATTERN
 from shared.context import Context
@@ -35,3 +37,9 @@ def is_uuid(value: str) -> bool:
 
 def is_database_id(value: str) -> bool:
     return re.fullmatch(DATABASE_ID_PATTERN, value) is not None
+
+
+def abort(code: int, message: str) -> NoReturn:
+    """Answer ``code`` with a JSON error carrying ``message`` (never returns)."""
+    _abort(code, message=message)
+    raise AssertionError("unreachable")  # flask_smorest.abort always raises

@@ -7,12 +7,11 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-from flask_smorest import abort
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import ctx, is_uuid
+from api.services import abort, ctx, is_uuid
 from shared.catalog import effective
 from shared.errors import ArtifactNotFound, StorageError
 from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow

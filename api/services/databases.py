@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import abort
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.services import ctx, is_database_id
+from api.services import abort, ctx, is_database_id
 from shared.catalog import effective
 from shared.config import DEFAULT_PORTS
 from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
