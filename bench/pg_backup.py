@@ -57,6 +57,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=int, default=70, help="pgbench scale (70 ≈ 1 GB)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--dataset", choices=["pgbench", "random"], default="pgbench",
+                        help="random: md5 text rows, far less compressible than pgbench's")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="backup-api-bench-"))
@@ -68,10 +70,16 @@ def main() -> None:
     stack = None
     try:
         pg.create_database("bench")
-        subprocess.run([str(PG_BIN / "pgbench"), "-i", "-q", "-s", str(args.scale),
-                        "-h", "127.0.0.1", "-p", str(pg.port), "-U", PG_USER, "bench"],
-                       env={**os.environ, "PGPASSWORD": PG_PASSWORD}, check=True,
-                       capture_output=True)
+        if args.dataset == "pgbench":
+            subprocess.run([str(PG_BIN / "pgbench"), "-i", "-q", "-s", str(args.scale),
+                            "-h", "127.0.0.1", "-p", str(pg.port), "-U", PG_USER, "bench"],
+                           env={**os.environ, "PGPASSWORD": PG_PASSWORD}, check=True,
+                           capture_output=True)
+        else:
+            # About 14 MB of rows per unit of scale, mostly random hex text.
+            pg.psql("CREATE TABLE noise AS SELECT g AS id, md5(random()::text) AS a, "
+                    "md5(random()::text) || md5(random()::text) AS b, now() AS at "
+                    f"FROM generate_series(1, {args.scale * 100000}) AS g", "bench")
         size = pg.psql("SELECT pg_size_pretty(pg_database_size('bench'))")
         stack = start_stack(root / "stack", pg, redis)
         client = stack.client
@@ -93,7 +101,7 @@ def main() -> None:
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
               f"{platform.python_implementation()} {platform.python_version()}")
         base_size = os.path.getsize(root / "baseline.dump.gz")
-        print(f"database: pgbench scale {args.scale}, {size}; gzip artifact "
+        print(f"database: {args.dataset} scale {args.scale}, {size}; gzip artifact "
               f"{sizes[-1] / 1e6:.0f} MB (baseline {base_size / 1e6:.0f} MB)")
         print(f"baseline pg_dump -Fc -Z0 | gzip; md5sum: median {statistics.median(base):.2f}s "
               f"{[round(t, 2) for t in base]}")

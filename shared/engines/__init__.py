@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.engines.base import DumpCommand, Engine, Target, run_dump
+from shared.engines.base import DumpCommand, Engine, Target, run_dump, run_restore
 from shared.engines.postgres import PostgresEngine
 
 
@@ -13,4 +13,4 @@ def get_engine(name: str) -> Engine:
     raise KeyError(name)
 
 
-__all__ = ["DumpCommand", "Engine", "Target", "get_engine", "run_dump"]
+__all__ = ["DumpCommand", "Engine", "Target", "get_engine", "run_dump", "run_restore"]
