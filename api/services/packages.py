@@ -11,7 +11,7 @@ from flask_smorest import abort
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.services import ctx
+from api.services import ctx, is_uuid
 from shared.errors import ArtifactNotFound, StorageError
 from shared.models import Database, Package, utcnow
 from shared.packages import new_package
@@ -99,7 +99,7 @@ def open_download(package_id: str) -> tuple[Package, str, int, Iterator[bytes]]:
 
 
 def _load(session: Session, package_id: str) -> Package:
-    row = session.get(Package, package_id)
+    row = session.get(Package, package_id) if is_uuid(package_id) else None
     if row is None:
         abort(404, message=f"package {package_id!r} not found")
     return row
