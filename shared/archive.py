@@ -55,6 +55,9 @@ class _WriteOnly:
     def detach(self) -> None:
         self._sink = None
 
+    def close(self) -> None:
+        """Close nothing: the storage writer owns the sink."""
+
     def flush(self) -> None:
         """Flush nothing: the storage writer publishes the bytes when it closes."""
 

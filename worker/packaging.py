@@ -182,7 +182,7 @@ def _claim(ctx: Context, package_id: str) -> Package | None:
             update(Package).where(Package.id == package_id, Package.status == "pending")
             .values(status="running", started_at=now, storage=ctx.storage.kind,
                     storage_key=package_key(package.id, package.format, now))
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]
         if not claimed:
             return None
         session.refresh(package)

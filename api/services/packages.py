@@ -79,12 +79,14 @@ def open_download(package_id: str) -> tuple[Package, str, int, Iterator[bytes]]:
     """Return the row, a file name, the size, and a chunk iterator over the package."""
     context = ctx()
     package = get_package(package_id)
-    if package.status != "completed" or not package.storage_key:
+    key = package.storage_key
+    if package.status != "completed" or not key:
         abort(409, message=f"package {package_id} is {package.status}; only a completed "
                            "package can be downloaded")
+    assert key is not None
     try:
-        size = context.storage.size(package.storage_key)
-        handle = context.storage.open(package.storage_key)
+        size = context.storage.size(key)
+        handle = context.storage.open(key)
     except ArtifactNotFound:
         abort(410, message=f"the file of package {package_id} is missing from storage")
     except StorageError as exc:
@@ -95,13 +97,14 @@ def open_download(package_id: str) -> tuple[Package, str, int, Iterator[bytes]]:
             while data := handle.read(STREAM_CHUNK):
                 yield data
 
-    return package, posixpath.basename(package.storage_key), size, chunks()
+    return package, posixpath.basename(key), size, chunks()
 
 
 def _load(session: Session, package_id: str) -> Package:
     row = session.get(Package, package_id) if is_uuid(package_id) else None
     if row is None:
         abort(404, message=f"package {package_id!r} not found")
+    assert row is not None
     return row
 
 

@@ -1,0 +1,89 @@
+"""A stack for the package tests, with its storage backend as a parameter.
+
+``STORAGE_BACKENDS`` lists the backends the whole package suite runs against; each
+gets its own stack (API + worker) whose config differs only in ``storage:``. To
+add S3, add "s3" and return its ``storage:`` block from ``_storage_block``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.config import load_settings
+from shared.storage import Storage, make_storage
+from tests.conftest import Client, Stack, start_stack
+from tests.services import PostgresCluster, Redis
+
+STORAGE_BACKENDS = ["local"]
+MAX_PACKAGES = 3
+RETENTION_DAYS = 30
+
+CONFIG = """
+global:
+  compression: gzip
+  max_parallel_jobs: 2
+{storage}
+package-conf:
+  compression: zip
+  retention_days: {retention_days}
+  max_packages: {max_packages}
+"""
+
+
+def _storage_block(backend: str, request: pytest.FixtureRequest) -> str:
+    if backend == "local":
+        return "storage:\n  type: local"
+    raise NotImplementedError(f"no storage fixture for {backend!r} yet")
+
+
+@dataclass
+class PackageStack:
+    stack: Stack
+    storage: Storage  # the same backend, opened by the test to tamper behind our back
+
+    @property
+    def client(self) -> Client:
+        return self.stack.client
+
+    def wait_package(self, package_id: str, timeout: float = 120) -> dict[str, Any]:
+        """Poll until the package leaves pending/running; return its final state."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.client.get(f"/packages/{package_id}").json()
+            if body["status"] in ("completed", "failed"):
+                return body
+            time.sleep(0.3)
+        raise AssertionError(f"package {package_id} still {body['status']} after {timeout}s")
+
+    def create_package(self, **body: Any) -> dict[str, Any]:
+        response = self.client.post("/packages/create", json=body)
+        assert response.status_code == 202, response.text
+        return self.wait_package(response.json()["id"])
+
+    def backup(self, database_id: str) -> dict[str, Any]:
+        response = self.client.post("/backups", json={"database_id": database_id})
+        assert response.status_code == 202, response.text
+        backup = self.client.wait_backup(response.json()["id"])
+        assert backup["status"] == "completed", backup["error"]
+        return backup
+
+
+@pytest.fixture(scope="module", params=STORAGE_BACKENDS)
+def packages(request: pytest.FixtureRequest, workdir: Path, pg: PostgresCluster,
+             redis: Redis) -> Iterator[PackageStack]:
+    backend: str = request.param
+    config = CONFIG.format(storage=_storage_block(backend, request),
+                           retention_days=RETENTION_DAYS, max_packages=MAX_PACKAGES)
+    root = workdir / f"packages-{backend}-{request.module.__name__.rsplit('.', 1)[-1]}"
+    stack = start_stack(root, pg, redis, config=config)
+    settings = load_settings(stack.env["BACKUP_API_CONFIG"], env={**os.environ, **stack.env})
+    yield PackageStack(stack=stack, storage=make_storage(settings))
+    for process in [stack.api, *stack.workers]:
+        process.stop()
