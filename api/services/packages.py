@@ -7,11 +7,10 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-from flask_smorest import abort
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.services import ctx, is_uuid
+from api.services import abort, ctx, is_uuid
 from shared.errors import ArtifactNotFound, StorageError
 from shared.models import Database, Package, utcnow
 from shared.packages import new_package
@@ -83,7 +82,6 @@ def open_download(package_id: str) -> tuple[Package, str, int, Iterator[bytes]]:
     if package.status != "completed" or not key:
         abort(409, message=f"package {package_id} is {package.status}; only a completed "
                            "package can be downloaded")
-    assert key is not None
     try:
         size = context.storage.size(key)
         handle = context.storage.open(key)
@@ -104,7 +102,6 @@ def _load(session: Session, package_id: str) -> Package:
     row = session.get(Package, package_id) if is_uuid(package_id) else None
     if row is None:
         abort(404, message=f"package {package_id!r} not found")
-    assert row is not None
     return row
 
 
