@@ -1,8 +1,9 @@
 """A stack for the package tests, with its storage backend as a parameter.
 
 ``STORAGE_BACKENDS`` lists the backends the whole package suite runs against; each
-gets its own stack (API + worker) whose config differs only in ``storage:``. To
-add S3, add "s3" and return its ``storage:`` block from ``_storage_block``.
+gets its own stack (API + worker) whose config differs only in ``storage:``: local
+files, and a bucket of a real MinIO server once the S3 fixtures (``tests.minio``)
+are in the tree.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from shared.storage import Storage, make_storage
 from tests.conftest import Client, Stack, start_stack
 from tests.services import PostgresCluster, Redis
 
-STORAGE_BACKENDS = ["local"]
+try:
+    from tests.minio import MINIO_PASSWORD, MINIO_USER, MinioServer
+except ImportError:  # the S3 storage branch is not merged yet
+    STORAGE_BACKENDS = ["local"]
+else:
+    STORAGE_BACKENDS = ["local", "s3"]
 MAX_PACKAGES = 3
 RETENTION_DAYS = 30
 
@@ -40,7 +46,10 @@ package-conf:
 def _storage_block(backend: str, request: pytest.FixtureRequest) -> str:
     if backend == "local":
         return "storage:\n  type: local"
-    raise NotImplementedError(f"no storage fixture for {backend!r} yet")
+    minio: MinioServer = request.getfixturevalue("minio")
+    return (f"storage:\n  type: s3\n  s3:\n    endpoint_url: {minio.endpoint}\n"
+            f"    bucket: {minio.make_bucket()}\n    access_key: {MINIO_USER}\n"
+            f"    secret_key: {MINIO_PASSWORD}")
 
 
 @dataclass
