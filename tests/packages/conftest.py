@@ -84,15 +84,27 @@ class PackageStack:
         return backup
 
 
-@pytest.fixture(scope="module", params=STORAGE_BACKENDS)
-def packages(request: pytest.FixtureRequest, workdir: Path, pg: PostgresCluster,
-             redis: Redis) -> Iterator[PackageStack]:
+def start_package_stack(request: pytest.FixtureRequest, workdir: Path, pg: PostgresCluster,
+                        redis: Redis, **worker_env: str) -> PackageStack:
+    """Start API + one worker on ``request.param``'s storage backend, named by module."""
     backend: str = request.param
     config = CONFIG.format(storage=_storage_block(backend, request),
                            retention_days=RETENTION_DAYS, max_packages=MAX_PACKAGES)
     root = workdir / f"packages-{backend}-{request.module.__name__.rsplit('.', 1)[-1]}"
-    stack = start_stack(root, pg, redis, config=config)
+    stack = start_stack(root, pg, redis, config=config, workers=0)
+    stack.start_worker("worker1", **worker_env)
     settings = load_settings(stack.env["BACKUP_API_CONFIG"], env={**os.environ, **stack.env})
-    yield PackageStack(stack=stack, storage=make_storage(settings))
-    for process in [stack.api, *stack.workers]:
+    return PackageStack(stack=stack, storage=make_storage(settings))
+
+
+def stop_package_stack(packages: PackageStack) -> None:
+    for process in [packages.stack.api, *packages.stack.workers]:
         process.stop()
+
+
+@pytest.fixture(scope="module", params=STORAGE_BACKENDS)
+def packages(request: pytest.FixtureRequest, workdir: Path, pg: PostgresCluster,
+             redis: Redis) -> Iterator[PackageStack]:
+    running = start_package_stack(request, workdir, pg, redis)
+    yield running
+    stop_package_stack(running)
