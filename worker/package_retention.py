@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from shared.context import Context
 from shared.models import Package, utcnow
@@ -34,6 +34,7 @@ def apply_package_retention(ctx: Context, now: datetime | None = None,
             row = by_id[item.package_id]
             if row.storage_key:
                 ctx.storage.delete_artifact(row.storage_key)
-            session.delete(row)
+            # A statement, not session.delete: a concurrent run may have removed it.
+            session.execute(delete(Package).where(Package.id == row.id))
             log.info("retention removed package %s: %s", row.id, item.reason)
     return expired

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,6 +18,8 @@ from shared.packages import new_package
 
 log = logging.getLogger(__name__)
 STREAM_CHUNK = 256 * 1024
+# worker.celery_app sets task_time_limit to the soft limit plus this.
+HARD_LIMIT_MARGIN = 120
 
 
 def list_packages(filters: dict[str, Any], page: int,
@@ -64,7 +67,7 @@ def delete_package(package_id: str) -> None:
     context = ctx()
     with context.db.session() as session:
         package = _load(session, package_id)
-        if package.status == "running":
+        if package.status == "running" and not _abandoned(package):
             abort(409, message=f"package {package_id} is running; wait for it to finish")
         if package.storage_key:
             try:
@@ -96,6 +99,14 @@ def open_download(package_id: str) -> tuple[Package, str, int, Iterator[bytes]]:
                 yield data
 
     return package, posixpath.basename(key), size, chunks()
+
+
+def _abandoned(package: Package) -> bool:
+    """Tell whether a running package is past Celery's hard time limit, so no worker
+    can still be building it (its worker died): it may then be deleted."""
+    limit = ctx().settings.global_.backup_time_limit + HARD_LIMIT_MARGIN
+    started = package.started_at or package.created_at
+    return started < utcnow() - timedelta(seconds=limit)
 
 
 def _load(session: Session, package_id: str) -> Package:

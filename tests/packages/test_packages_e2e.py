@@ -283,3 +283,21 @@ def test_openapi_documents_the_package_endpoints(packages: PackageStack) -> None
                           ("/packages/{package_id}", {"get", "delete"}),
                           ("/packages/{package_id}/download", {"get"})):
         assert methods <= set(paths[path]), path
+
+
+def test_running_package_is_kept_unless_its_worker_is_long_gone(
+    packages: PackageStack, pg: PostgresCluster,
+) -> None:
+    db = _register(packages, pg, "pkg_notes")
+    package = packages.create_package(database_ids=[db])  # fails (no backup): no file
+    meta = packages.stack.env["DATABASE_URL"].rsplit("/", 1)[-1]
+    # As if a worker were building it now, then as if that worker died a day ago
+    # (past the hard time limit of global.backup_time_limit, 6 h by default).
+    pg.psql(f"UPDATE packages SET status = 'running', started_at = now() "
+            f"WHERE id = '{package['id']}'", meta)
+    busy = packages.client.delete(f"/packages/{package['id']}")
+    assert busy.status_code == 409 and "running" in busy.json()["message"]
+    pg.psql(f"UPDATE packages SET started_at = now() - interval '1 day' "
+            f"WHERE id = '{package['id']}'", meta)
+    assert packages.client.delete(f"/packages/{package['id']}").status_code == 204
+    assert packages.client.get(f"/packages/{package['id']}").status_code == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import gc
 import io
 import os
@@ -111,3 +112,88 @@ def test_tar_member_shorter_than_declared_is_an_error() -> None:
     archive = open_archive("tar.gz", WriteOnlySink())
     with pytest.raises(OSError, match="unexpected end of data"):
         archive.add_file("short", 100, io.BytesIO(b"only ten b"), WHEN, compress=False)
+
+
+MIB = 1024 * 1024
+ZERO = bytes(MIB)
+
+
+class _Zeros:
+    """``size`` zero bytes, handed out as one shared 1 MiB object (no memory per read)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = min(n if n >= 0 else MIB, self.left)
+        self.left -= n
+        return ZERO if n == MIB else bytes(n)
+
+
+class _SegmentSink:
+    """Keep references to the written chunks: 4 GiB of shared zero chunks costs ~nothing."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.starts.append(self.size)
+        self.chunks.append(data)
+        self.size += len(data)
+
+
+class _SegmentReader(io.RawIOBase):
+    """A seekable file over the sink's chunks, for zipfile to read the archive back."""
+
+    def __init__(self, sink: _SegmentSink) -> None:
+        self.sink = sink
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.sink.size}[whence]
+        self.pos = base + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        wanted = min(len(buffer), self.sink.size - self.pos)
+        done = 0
+        while done < wanted:
+            index = bisect.bisect_right(self.sink.starts, self.pos) - 1
+            chunk, inner = self.sink.chunks[index], self.pos - self.sink.starts[index]
+            take = min(wanted - done, len(chunk) - inner)
+            buffer[done:done + take] = chunk[inner:inner + take]
+            done += take
+            self.pos += take
+        return wanted
+
+
+@pytest.mark.slow
+def test_zip_member_over_4_gib_streams_and_reads_back() -> None:
+    """A real member past 4 GiB, then one whose offset is past 4 GiB (about 10 s)."""
+    size = 4 * 1024**3 + 5 * MIB + 123
+    sink = _SegmentSink()
+    archive = open_archive("zip", sink)
+    archive.add_file("huge.dump.gz", size, _Zeros(size), WHEN, compress=False)
+    archive.add_bytes("after.json", b'{"after": true}', WHEN)
+    archive.close()
+
+    with zipfile.ZipFile(io.BufferedReader(_SegmentReader(sink), MIB)) as zf:  # type: ignore[type-var]
+        assert zf.getinfo("huge.dump.gz").file_size == size
+        assert zf.getinfo("after.json").header_offset > zipfile.ZIP64_LIMIT
+        assert zf.read("after.json") == b'{"after": true}'
+        total = 0
+        with zf.open("huge.dump.gz") as member:  # zipfile checks the CRC at the end
+            while data := member.read(MIB):
+                total += len(data)
+        assert total == size
