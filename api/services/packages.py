@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.services import abort, ctx, is_uuid
+from api.services import abort, ctx, is_uuid, paginate
 from shared.errors import ArtifactNotFound, StorageError
 from shared.models import Database, Package, utcnow
 from shared.packages import new_package
@@ -27,11 +27,8 @@ def list_packages(filters: dict[str, Any], page: int,
     query = select(Package)
     if filters.get("status"):
         query = query.where(Package.status == filters["status"])
-    with ctx().db.session() as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(query.order_by(Package.created_at.desc(), Package.id.desc())
-                               .offset((page - 1) * page_size).limit(page_size)).all()
-        return list(rows), total
+    return paginate(query.order_by(Package.created_at.desc(), Package.id.desc()), page,
+                    page_size)
 
 
 def get_package(package_id: str) -> Package:

@@ -9,7 +9,6 @@ are in the tree.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,13 +62,7 @@ class PackageStack:
 
     def wait_package(self, package_id: str, timeout: float = 120) -> dict[str, Any]:
         """Poll until the package leaves pending/running; return its final state."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            body = self.client.get(f"/packages/{package_id}").json()
-            if body["status"] in ("completed", "failed"):
-                return body
-            time.sleep(0.3)
-        raise AssertionError(f"package {package_id} still {body['status']} after {timeout}s")
+        return self.client.wait_done(f"/packages/{package_id}", timeout)
 
     def create_package(self, **body: Any) -> dict[str, Any]:
         response = self.client.post("/packages/create", json=body)
