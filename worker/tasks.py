@@ -7,6 +7,7 @@ from celery import shared_task
 from shared.context import current
 from worker.pipeline import run_backup
 from worker.restoring import run_restore_job
+from worker.retention import run_retention
 
 
 @shared_task(name="backups.run")
@@ -19,3 +20,9 @@ def run(backup_id: str) -> None:
 def restore(restore_id: str) -> None:
     """Verify or restore per row ``restore_id`` (idempotent: only a pending row is run)."""
     run_restore_job(current(), restore_id)
+
+
+@shared_task(name="retention.run")
+def retention(database_ids: list[str] | None = None) -> None:
+    """Apply retention now (idempotent: a backup already deleted is skipped)."""
+    run_retention(current(), database_ids)
