@@ -1,0 +1,47 @@
+"""A stack with beat processes: API, one worker and two beats, ticking every second."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Stack, start_stack
+from tests.services import PostgresCluster, Process, Redis
+
+# Every second a beat reads the databases and fires due slots; cron itself still
+# works in whole minutes, so tests that wait for a slot wait for a real minute.
+SCHED_CONFIG = """
+global:
+  schedule: "0 2 * * *"
+  compression: gzip
+  retention_days: 14
+  max_backups: 10
+  max_parallel_jobs: 2
+  beat_interval: 1
+  heartbeat_timeout: 6
+storage:
+  type: local
+"""
+
+
+@pytest.fixture(scope="package")
+def sched_pg_db(pg: PostgresCluster) -> str:
+    """A small source database for scheduled backups."""
+    pg.create_database("sched_src")
+    pg.psql("CREATE TABLE t (id int PRIMARY KEY, v text);"
+            "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 1000) g", "sched_src")
+    return "sched_src"
+
+
+@pytest.fixture(scope="package")
+def beat_stack(workdir: Path, pg: PostgresCluster, redis: Redis) -> Iterator[Stack]:
+    """API + one worker + two beat processes, so every slot is raced by two schedulers."""
+    stack = start_stack(workdir / "beat-stack", pg, redis, config=SCHED_CONFIG)
+    beats = [Process(name, ["beat"], stack.env, stack.root / f"{name}.log").start()
+             for name in ("beat1", "beat2")]
+    stack.workers.extend(beats)  # so stack.logs() includes them
+    yield stack
+    for process in [stack.api, *stack.workers]:
+        process.stop()

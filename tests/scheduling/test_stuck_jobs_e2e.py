@@ -1,0 +1,79 @@
+"""A worker killed mid-dump: its backups end `failed`, nothing partial stays, work resumes."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Stack, start_stack
+from tests.scheduling.conftest import SCHED_CONFIG
+from tests.scheduling.helpers import StallingProxy, start_beat, storage_files, wait_until
+from tests.services import PostgresCluster, Redis
+
+BUDGET = 4 * 1024 * 1024  # the catalog queries plus the first megabytes of the table
+
+
+@pytest.fixture(scope="module")
+def big_db(pg: PostgresCluster) -> str:
+    """About 30 MB of table data: far more than the proxy lets through."""
+    pg.create_database("sched_big")
+    pg.psql("CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((-g)::text) AS payload "
+            "FROM generate_series(1, 400000) g", "sched_big")
+    return "sched_big"
+
+
+@pytest.fixture
+def kill_stack(workdir: Path, pg: PostgresCluster, redis: Redis) -> Iterator[Stack]:
+    """A stack of its own: this test kills its only worker."""
+    stack = start_stack(workdir / "kill-stack", pg, redis, config=SCHED_CONFIG, workers=0)
+    stack.workers.append(start_beat(stack, "beat"))
+    yield stack
+    for process in [stack.api, *stack.workers]:
+        process.stop()
+
+
+@pytest.fixture
+def proxy(pg: PostgresCluster) -> Iterator[StallingProxy]:
+    running = StallingProxy(pg.port, BUDGET).start()
+    yield running
+    running.close()
+
+
+def test_sigkilled_worker_leaves_failed_rows_and_no_partial_files(
+    kill_stack: Stack, pg: PostgresCluster, big_db: str, proxy: StallingProxy,
+) -> None:
+    api = kill_stack.client
+    worker = kill_stack.start_worker("doomed")
+    dbs = [api.register_postgres(pg, big_db, port=proxy.port, compression="none")
+           for _ in range(2)]
+    ids = [api.post("/backups", json={"database_id": db}).json()["id"] for db in dbs]
+
+    # Both dumps run at once on the one worker (concurrency 2) and have written data.
+    def mid_stream() -> bool:
+        running = all(api.get(f"/backups/{i}").json()["status"] == "running" for i in ids)
+        partial = [f for db in dbs for f in storage_files(kill_stack.storage_dir / db)
+                   if f.name.startswith(".tmp-") and f.stat().st_size > 1024 * 1024]
+        return running and len(partial) == 2
+
+    wait_until(mid_stream, 60, "two dumps streaming in parallel")
+    worker.stop(signal.SIGKILL)
+
+    # heartbeat_timeout is 6 s and beat passes every second.
+    for backup_id in ids:
+        failed = wait_until(
+            lambda i=backup_id: (b := api.get(f"/backups/{i}").json())["status"] == "failed"
+            and b, 30, f"backup {backup_id} to be failed")
+        assert "stopped responding" in failed["error"], failed["error"]
+        assert failed["storage_key"] is None and failed["finished_at"]
+    for db in dbs:
+        assert storage_files(kill_stack.storage_dir / db) == []
+
+    # The database is not blocked: with a live worker and a direct connection it backs up.
+    kill_stack.start_worker("healthy")
+    assert api.patch(f"/databases/{dbs[0]}", json={"port": pg.port}).status_code == 200
+    retry = api.post("/backups", json={"database_id": dbs[0]})
+    assert retry.status_code == 202, retry.text
+    assert api.wait_backup(retry.json()["id"], timeout=180)["status"] == "completed"
