@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 
 from shared.catalog import target_of
 from shared.compression import EXTENSIONS, make_compressor
@@ -155,11 +156,11 @@ def _heartbeat(ctx: Context, backup_id: str) -> Iterator[None]:
 
 def _complete(ctx: Context, backup: Backup, stored: Stored) -> None:
     with ctx.db.session() as session:
-        completed = session.execute(
+        completed = cast(CursorResult[Any], session.execute(
             update(Backup).where(Backup.id == backup.id, Backup.status == "running").values(
                 status="completed", finished_at=utcnow(), size_bytes=stored.size,
                 checksum_md5=stored.md5, checksum_sha256=stored.sha256, error=None)
-        ).rowcount
+        )).rowcount
     if not completed:
         # The reaper gave up on this backup (heartbeats stopped reaching the DB) and
         # reported it failed; keep that answer and drop the artifact nobody points to.

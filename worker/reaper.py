@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
 
 from shared.context import Context
 from shared.errors import StorageError
@@ -46,11 +47,11 @@ def reap(ctx: Context, now: datetime) -> list[str]:
                       f"{limits.backup_time_limit + 3600}s of being queued")
         with ctx.db.session() as session:
             # Re-check in the UPDATE itself: a heartbeat that arrived meanwhile wins.
-            claimed = session.execute(
+            claimed = cast(CursorResult[Any], session.execute(
                 update(Backup).where(Backup.id == backup.id, conditions[backup.status])
                 .values(status="failed", finished_at=now, error=reason, storage_key=None,
                         size_bytes=None, checksum_md5=None, checksum_sha256=None)
-            ).rowcount
+            )).rowcount
         if not claimed:
             continue
         log.warning("backup %s of %s failed: %s", backup.id, backup.database_id, reason)

@@ -11,8 +11,9 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 
 from shared import counters
 from shared.catalog import effective
@@ -84,8 +85,8 @@ def apply(ctx: Context, removals: Iterable[Removal]) -> Outcome:
                 outcome.errors.append((removal, exc.message))
                 continue
         with ctx.db.session() as session:
-            deleted = session.execute(delete(Backup).where(
-                Backup.id == removal.backup_id, Backup.status == removal.status)).rowcount
+            deleted = cast(CursorResult[Any], session.execute(delete(Backup).where(
+                Backup.id == removal.backup_id, Backup.status == removal.status))).rowcount
             if deleted and removal.storage_key:
                 counters.increment(session, DELETED_METRIC,
                                    {"database_id": removal.database_id})

@@ -24,10 +24,10 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from celery.beat import Scheduler
-from sqlalchemy import text, update
+from sqlalchemy import CursorResult, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -68,11 +68,11 @@ def fire_if_due(ctx: Context, job: Job, now: datetime) -> bool:
             if state is None:
                 session.add(ScheduleSlot(job=job.key, last_slot=slot, updated_at=now))
                 session.flush()
-            elif not session.execute(
+            elif not cast(CursorResult[Any], session.execute(
                 update(ScheduleSlot).where(ScheduleSlot.job == job.key,
                                            ScheduleSlot.last_slot < slot)
                 .values(last_slot=slot, updated_at=now)
-            ).rowcount:
+            )).rowcount:
                 return False
             after_commit = job.fire(session, slot)
     except IntegrityError:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -93,16 +94,20 @@ def _wall(moment: datetime, zone: ZoneInfo) -> datetime:
 @job_source
 def backup_jobs(ctx: Context, session: Session, send: Send) -> Iterator[Job]:
     """Yield one job per enabled database, on its effective schedule and time zone."""
-    from worker.scheduled import record_scheduled_backup
-
     for database in session.scalars(select(Database).where(Database.enabled.is_(True))):
         eff = effective(database, ctx.settings.global_)
         yield Job(
             key=f"backup:{database.id}", cron=eff.schedule, timezone=eff.timezone,
             anchor=database.created_at,
-            fire=lambda s, slot, db_id=database.id: record_scheduled_backup(
-                ctx, s, db_id, slot, send),
+            fire=partial(_fire_backup, ctx, database.id, send),
         )
+
+
+def _fire_backup(ctx: Context, database_id: str, send: Send, session: Session,
+                 slot: datetime) -> AfterCommit:
+    from worker.scheduled import record_scheduled_backup
+
+    return record_scheduled_backup(ctx, session, database_id, slot, send)
 
 
 @job_source

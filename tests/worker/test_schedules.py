@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from worker.schedules import due_slot, latest_slot
 
 
-def _utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+         second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def test_latest_slot_is_evaluated_in_the_time_zone() -> None:
