@@ -60,6 +60,11 @@ def test_two_beats_fire_each_slot_once_and_follow_api_changes(
     # Unscheduled later: every minute, then disabled before its slot comes.
     paused = api.register_postgres(pg, sched_pg_db, schedule=EVERY_MINUTE)
     assert api.patch(f"/databases/{paused}", json={"enabled": False}).status_code == 200
+    # Still busy when its slot comes: a backup waits in the queue (no message behind it).
+    busy = api.register_postgres(pg, sched_pg_db, schedule=EVERY_MINUTE)
+    meta_sql(pg, beat_stack, "INSERT INTO backups (id, database_id, engine, status, trigger, "
+                             "created_at, compression, storage) VALUES (gen_random_uuid()::text,"
+                             f" '{busy}', 'postgres', 'pending', 'manual', now(), 'gzip', 'local')")
 
     # Wait through one minute boundary (the slot after they were created).
     runs = {db: wait_until(lambda db=db: _scheduled(api, db), 80, f"a scheduled backup of {db}")
@@ -81,5 +86,11 @@ def test_two_beats_fire_each_slot_once_and_follow_api_changes(
         assert "DatabaseScheduler" in (beat_stack.root / f"{name}.log").read_text()
     for db in (disabled, removed, paused):
         assert api.get("/backups", params={"database_id": db}).json() == []
-    for db in (added, changed, zoned):
+    # The busy database's slot is on record as skipped, not silently dropped.
+    skipped = _scheduled(api, busy)
+    assert skipped and all(b["status"] == "failed" for b in skipped)
+    assert "skipped the scheduled run" in skipped[0]["error"]
+    assert "was still pending" in skipped[0]["error"]
+    meta_sql(pg, beat_stack, f"DELETE FROM backups WHERE database_id = '{busy}'")
+    for db in (added, changed, zoned, busy):
         api.patch(f"/databases/{db}", json={"enabled": False})
