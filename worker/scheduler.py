@@ -42,8 +42,12 @@ log = logging.getLogger(__name__)
 def run_pass(ctx: Context, send: Send, now: datetime | None = None) -> None:
     """Fire every due job once, then fail backups whose worker died."""
     now = now or utcnow()
-    with ctx.db.session() as session:
-        jobs = [job for source in JOB_SOURCES for job in source(ctx, session, send)]
+    try:
+        with ctx.db.session() as session:
+            jobs = [job for source in JOB_SOURCES for job in source(ctx, session, send)]
+    except Exception:  # noqa: BLE001 - the metadata DB may be back on the next pass
+        log.exception("could not read the schedules")
+        jobs = []
     for job in jobs:
         try:
             fire_if_due(ctx, job, now)
