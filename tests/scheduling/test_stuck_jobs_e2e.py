@@ -77,3 +77,31 @@ def test_sigkilled_worker_leaves_failed_rows_and_no_partial_files(
     retry = api.post("/backups", json={"database_id": dbs[0]})
     assert retry.status_code == 202, retry.text
     assert api.wait_backup(retry.json()["id"], timeout=180)["status"] == "completed"
+
+
+@pytest.fixture
+def limit_stack(workdir: Path, pg: PostgresCluster, redis: Redis) -> Iterator[Stack]:
+    """A stack whose backups may run 10 s (the smallest limit the config accepts)."""
+    config = SCHED_CONFIG.replace("  beat_interval: 1\n", "  beat_interval: 1\n"
+                                                          "  backup_time_limit: 10\n")
+    stack = start_stack(workdir / "limit-stack", pg, redis, config=config)
+    yield stack
+    for process in [stack.api, *stack.workers]:
+        process.stop()
+
+
+def test_time_limit_fails_a_stalled_dump_cleanly(
+    limit_stack: Stack, pg: PostgresCluster, big_db: str, proxy: StallingProxy,
+) -> None:
+    api = limit_stack.client
+    db_id = api.register_postgres(pg, big_db, port=proxy.port, compression="none")
+    backup = api.wait_backup(api.post("/backups", json={"database_id": db_id}).json()["id"],
+                             timeout=60)
+    assert backup["status"] == "failed"
+    assert backup["error"] == "time limit of 10s exceeded"
+    assert storage_files(limit_stack.storage_dir / db_id) == []
+    # The worker lived through it and takes the next backup.
+    assert api.patch(f"/databases/{db_id}", json={"port": pg.port}).status_code == 200
+    again = api.wait_backup(api.post("/backups", json={"database_id": db_id}).json()["id"],
+                            timeout=120)
+    assert again["status"] == "completed", again["error"]

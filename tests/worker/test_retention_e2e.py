@@ -130,3 +130,11 @@ def test_retention_of_an_unknown_database_is_404(api: Client) -> None:
     response = api.post("/retention/run", json={"database_id": "nope"})
     assert response.status_code == 404
     assert "nope" in response.json()["message"]
+
+
+def test_a_non_json_body_is_refused_not_applied(api: Client) -> None:
+    # What `curl -d '{"dry_run": true}'` sends without -H 'Content-Type: application/json'.
+    response = api.session.post(api.base + "/retention/run", data='{"dry_run": true}',
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 415
+    assert "application/json" in response.json()["message"]
