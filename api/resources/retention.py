@@ -6,9 +6,10 @@ from typing import Any
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
 from api.schemas.retention import RetentionResultSchema, RetentionRunSchema
+from api.services import abort
 from api.services import retention as service
 
 blp = Blueprint("retention", __name__, url_prefix="/retention",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from shared.config import DATABASE_ID_PATTERN
+
 
 class RetentionRunSchema(ma.Schema):
     class Meta:
@@ -12,7 +14,8 @@ class RetentionRunSchema(ma.Schema):
 
     dry_run = ma.fields.Boolean(load_default=False, metadata={
         "description": "list what would be deleted and why, delete nothing"})
-    database_id = ma.fields.String(validate=validate.Length(min=1, max=63), metadata={
+    database_id = ma.fields.String(validate=validate.Regexp(
+        DATABASE_ID_PATTERN, error="not a valid database id"), metadata={
         "description": "only this database (default: every registered database)"})
 
 

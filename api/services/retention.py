@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from flask_smorest import abort
-
-from api.services import ctx
+from api.services import abort, ctx
 from shared.models import Database
 from worker.retention import Outcome, apply, plan
 
