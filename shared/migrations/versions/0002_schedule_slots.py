@@ -1,7 +1,7 @@
 """schedule_slots: the latest cron slot each periodic job fired for
 
 Revision ID: 0002_schedule_slots
-Revises: 0001
+Revises: 0002_restores
 Create Date: 2026-11-26
 """
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import shared.models
 
 revision = '0002_schedule_slots'
-down_revision = '0001'
+down_revision = '0002_restores'
 branch_labels = None
 depends_on = None
 
