@@ -4,6 +4,11 @@ A running backup writes ``heartbeat_at`` every few seconds from a thread of the
 worker process; if the process is killed (SIGKILL, OOM, host lost) the heartbeat
 stops. Beat runs this on every pass, so such a backup is failed within
 ``heartbeat_timeout`` plus one ``beat_interval``, and its database can back up again.
+
+A pending backup whose message was lost (broker restarted without persistence, a
+scheduler killed between commit and enqueue) is enqueued again every
+``10 * beat_interval``; the task is idempotent, so a duplicate message is a no-op.
+One never picked up within the visibility timeout is failed.
 """
 
 from __future__ import annotations
@@ -17,8 +22,32 @@ from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, upd
 from shared.context import Context
 from shared.errors import StorageError
 from shared.models import Backup
+from worker.schedules import Send
 
 log = logging.getLogger(__name__)
+
+
+def requeue(ctx: Context, now: datetime, send: Send) -> list[str]:
+    """Enqueue again the pending backups quiet for ``10 * beat_interval``; return their ids.
+
+    ``heartbeat_at`` of a pending row records when it was last re-enqueued.
+    """
+    quiet_since = now - timedelta(seconds=10 * ctx.settings.global_.beat_interval)
+    quiet = and_(Backup.status == "pending",
+                 func.coalesce(Backup.heartbeat_at, Backup.created_at) < quiet_since)
+    with ctx.db.session() as session:
+        ids = list(session.scalars(select(Backup.id).where(quiet)))
+    requeued = []
+    for backup_id in ids:
+        with ctx.db.session() as session:
+            if not cast(CursorResult[Any], session.execute(
+                    update(Backup).where(Backup.id == backup_id, quiet)
+                    .values(heartbeat_at=now))).rowcount:
+                continue  # picked up meanwhile, or another scheduler did it
+        send("backups.run", [backup_id])
+        log.info("backup %s still pending; enqueued it again", backup_id)
+        requeued.append(backup_id)
+    return requeued
 
 
 def reap(ctx: Context, now: datetime) -> list[str]:

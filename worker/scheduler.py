@@ -16,7 +16,7 @@ metadata DB itself:
 3. after commit, the backup's id is enqueued.
 
 Two beats therefore record one backup per slot, and a crash between 2 and 3 leaves
-a pending row that the reaper fails later rather than a lost or doubled run.
+a pending row that is enqueued again later (worker/reaper.py), never a doubled run.
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ from sqlalchemy.orm import Session
 
 from shared.context import Context, current
 from shared.models import ScheduleSlot, utcnow
-from worker.reaper import reap
+from worker.reaper import reap, requeue
 from worker.schedules import JOB_SOURCES, Job, Send, due_slot
 
 log = logging.getLogger(__name__)
 
 
 def run_pass(ctx: Context, send: Send, now: datetime | None = None) -> None:
-    """Fire every due job once, then fail backups whose worker died."""
+    """Fire every due job once, fail backups whose worker died, re-send lost ones."""
     now = now or utcnow()
     try:
         with ctx.db.session() as session:
@@ -55,6 +55,7 @@ def run_pass(ctx: Context, send: Send, now: datetime | None = None) -> None:
             log.exception("scheduling %s failed", job.key)
     try:
         reap(ctx, now)
+        requeue(ctx, now, send)
     except Exception:  # noqa: BLE001
         log.exception("reaping stale backups failed")
 

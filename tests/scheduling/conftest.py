@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Stack, start_stack
+from tests.scheduling.helpers import StallingProxy
 from tests.services import PostgresCluster, Process, Redis
+
+BUDGET = 4 * 1024 * 1024  # the catalog queries plus the first megabytes of the table
 
 # Every second a beat reads the databases and fires due slots; cron itself still
 # works in whole minutes, so tests that wait for a slot wait for a real minute.
@@ -45,3 +48,20 @@ def beat_stack(workdir: Path, pg: PostgresCluster, redis: Redis) -> Iterator[Sta
     yield stack
     for process in [stack.api, *stack.workers]:
         process.stop()
+
+
+@pytest.fixture(scope="package")
+def big_db(pg: PostgresCluster) -> str:
+    """About 30 MB of table data: far more than the proxy lets through."""
+    pg.create_database("sched_big")
+    pg.psql("CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((-g)::text) AS payload "
+            "FROM generate_series(1, 400000) g", "sched_big")
+    return "sched_big"
+
+
+@pytest.fixture
+def proxy(pg: PostgresCluster) -> Iterator[StallingProxy]:
+    """A proxy to the test cluster through which every dump stalls mid-stream."""
+    running = StallingProxy(pg.port, BUDGET).start()
+    yield running
+    running.close()

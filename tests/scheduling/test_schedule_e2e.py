@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.conftest import Client, Stack
-from tests.scheduling.helpers import meta_sql, wait_until
+from tests.scheduling.helpers import StallingProxy, meta_sql, wait_until
 from tests.services import PostgresCluster
 
 EVERY_MINUTE = "* * * * *"
@@ -44,7 +44,8 @@ def test_missed_slots_yield_one_catch_up_run(beat_stack: Stack, pg: PostgresClus
 
 
 def test_two_beats_fire_each_slot_once_and_follow_api_changes(
-    beat_stack: Stack, pg: PostgresCluster, sched_pg_db: str,
+    beat_stack: Stack, pg: PostgresCluster, sched_pg_db: str, big_db: str,
+    proxy: StallingProxy,
 ) -> None:
     api = beat_stack.client
     added = api.register_postgres(pg, sched_pg_db, schedule=EVERY_MINUTE)
@@ -60,11 +61,9 @@ def test_two_beats_fire_each_slot_once_and_follow_api_changes(
     # Unscheduled later: every minute, then disabled before its slot comes.
     paused = api.register_postgres(pg, sched_pg_db, schedule=EVERY_MINUTE)
     assert api.patch(f"/databases/{paused}", json={"enabled": False}).status_code == 200
-    # Still busy when its slot comes: a backup waits in the queue (no message behind it).
-    busy = api.register_postgres(pg, sched_pg_db, schedule=EVERY_MINUTE)
-    meta_sql(pg, beat_stack, "INSERT INTO backups (id, database_id, engine, status, trigger, "
-                             "created_at, compression, storage) VALUES (gen_random_uuid()::text,"
-                             f" '{busy}', 'postgres', 'pending', 'manual', now(), 'gzip', 'local')")
+    # Still busy when its slot comes: a manual backup stalled mid-dump.
+    busy = api.register_postgres(pg, big_db, schedule=EVERY_MINUTE, port=proxy.port)
+    stalled = api.post("/backups", json={"database_id": busy}).json()["id"]
 
     # Wait through one minute boundary (the slot after they were created).
     runs = {db: wait_until(lambda db=db: _scheduled(api, db), 80, f"a scheduled backup of {db}")
@@ -90,7 +89,8 @@ def test_two_beats_fire_each_slot_once_and_follow_api_changes(
     skipped = _scheduled(api, busy)
     assert skipped and all(b["status"] == "failed" for b in skipped)
     assert "skipped the scheduled run" in skipped[0]["error"]
-    assert "was still pending" in skipped[0]["error"]
-    meta_sql(pg, beat_stack, f"DELETE FROM backups WHERE database_id = '{busy}'")
+    assert f"backup {stalled} was still running" in skipped[0]["error"]
+    assert api.get(f"/backups/{stalled}").json()["status"] == "running"
+    proxy.close()  # the stalled dump now fails
     for db in (added, changed, zoned, busy):
         api.patch(f"/databases/{db}", json={"enabled": False})

@@ -10,19 +10,14 @@ import pytest
 
 from tests.conftest import Stack, start_stack
 from tests.scheduling.conftest import SCHED_CONFIG
-from tests.scheduling.helpers import StallingProxy, start_beat, storage_files, wait_until
+from tests.scheduling.helpers import (
+    StallingProxy,
+    meta_sql,
+    start_beat,
+    storage_files,
+    wait_until,
+)
 from tests.services import PostgresCluster, Redis
-
-BUDGET = 4 * 1024 * 1024  # the catalog queries plus the first megabytes of the table
-
-
-@pytest.fixture(scope="module")
-def big_db(pg: PostgresCluster) -> str:
-    """About 30 MB of table data: far more than the proxy lets through."""
-    pg.create_database("sched_big")
-    pg.psql("CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((-g)::text) AS payload "
-            "FROM generate_series(1, 400000) g", "sched_big")
-    return "sched_big"
 
 
 @pytest.fixture
@@ -33,13 +28,6 @@ def kill_stack(workdir: Path, pg: PostgresCluster, redis: Redis) -> Iterator[Sta
     yield stack
     for process in [stack.api, *stack.workers]:
         process.stop()
-
-
-@pytest.fixture
-def proxy(pg: PostgresCluster) -> Iterator[StallingProxy]:
-    running = StallingProxy(pg.port, BUDGET).start()
-    yield running
-    running.close()
 
 
 def test_sigkilled_worker_leaves_failed_rows_and_no_partial_files(
@@ -105,3 +93,20 @@ def test_time_limit_fails_a_stalled_dump_cleanly(
     again = api.wait_backup(api.post("/backups", json={"database_id": db_id}).json()["id"],
                             timeout=120)
     assert again["status"] == "completed", again["error"]
+
+
+def test_a_pending_backup_whose_message_was_lost_still_runs(
+    beat_stack: Stack, pg: PostgresCluster, sched_pg_db: str,
+) -> None:
+    """As if the broker lost the message: a pending row with nothing queued behind it."""
+    api = beat_stack.client
+    db_id = api.register_postgres(pg, sched_pg_db)
+    meta_sql(pg, beat_stack, "INSERT INTO backups (id, database_id, engine, status, trigger, "
+                             "created_at, compression, storage) VALUES ("
+                             "'00000000-0000-4000-8000-000000000001', "
+                             f"'{db_id}', 'postgres', 'pending', 'manual', "
+                             "now() - interval '1 minute', 'gzip', 'local')")
+    # beat_interval is 1 s, so a pending row quiet for 10 s is enqueued again.
+    done = api.wait_backup("00000000-0000-4000-8000-000000000001", timeout=60)
+    assert done["status"] == "completed", done["error"]
+    assert "enqueued it again" in beat_stack.logs()
