@@ -70,6 +70,7 @@ class GlobalSettings:
     max_parallel_jobs: int = 4
     timezone: str = "UTC"
     backup_time_limit: int = 6 * 3600
+    overdue_grace: int = 3600
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class GlobalSchema(_Strict):
     max_parallel_jobs = fields.Integer(validate=validate.Range(min=1, max=256))
     timezone = fields.String(validate=validate_timezone)
     backup_time_limit = fields.Integer(validate=validate.Range(min=10))
+    overdue_grace = fields.Integer(validate=validate.Range(min=0))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> GlobalSettings:

@@ -17,6 +17,8 @@ from shared.context import Context
 from shared.engines import get_engine, run_dump
 from shared.errors import BackupError, DumpError, redact
 from shared.hashing import Digests
+from shared.logs import add_secret, event
+from shared.metrics import record_backup
 from shared.models import Backup, Database, utcnow
 from shared.storage import Storage
 
@@ -54,6 +56,9 @@ def run_backup(ctx: Context, backup_id: str) -> None:
         log.info("backup %s is not pending; nothing to do", backup_id)
         return
     secrets = [database.password] if database else []
+    add_secret(database.password if database else None)
+    log.info("backup %s of %s started", backup.id, backup.database_id,
+             extra=_fields(backup, "start"))
     try:
         if database is None:
             raise BackupError(f"database {backup.database_id} no longer exists")
@@ -131,25 +136,46 @@ def _heartbeat(ctx: Context, backup_id: str) -> None:
 
 
 def _complete(ctx: Context, backup: Backup, stored: Stored) -> None:
+    now = utcnow()
+    duration = _seconds(backup, now)
     with ctx.db.session() as session:
-        session.execute(
-            update(Backup).where(Backup.id == backup.id).values(
-                status="completed", finished_at=utcnow(), size_bytes=stored.size,
+        done = session.execute(
+            update(Backup).where(Backup.id == backup.id, Backup.status == "running").values(
+                status="completed", finished_at=now, size_bytes=stored.size,
                 checksum_md5=stored.md5, checksum_sha256=stored.sha256, error=None)
-        )
-    log.info("backup %s of %s completed: %d bytes", backup.id, backup.database_id, stored.size)
+        ).rowcount
+        # Counted in the same transaction as the status, once per backup.
+        if done:
+            record_backup(session, backup.database_id, backup.engine, "completed", duration)
+    log.info("backup %s of %s completed: %d bytes", backup.id, backup.database_id, stored.size,
+             extra=_fields(backup, "complete", duration_seconds=duration,
+                           size_bytes=stored.size))
 
 
 def _fail(ctx: Context, backup: Backup, message: str) -> None:
     if backup.storage_key:
         _discard(ctx.storage, backup.storage_key)
+    now = utcnow()
+    duration = _seconds(backup, now)
     with ctx.db.session() as session:
-        session.execute(
-            update(Backup).where(Backup.id == backup.id).values(
-                status="failed", finished_at=utcnow(), error=message, storage_key=None,
+        done = session.execute(
+            update(Backup).where(Backup.id == backup.id, Backup.status == "running").values(
+                status="failed", finished_at=now, error=message, storage_key=None,
                 size_bytes=None, checksum_md5=None, checksum_sha256=None)
-        )
-    log.warning("backup %s of %s failed: %s", backup.id, backup.database_id, message)
+        ).rowcount
+        if done:
+            record_backup(session, backup.database_id, backup.engine, "failed", duration)
+    log.warning("backup %s of %s failed: %s", backup.id, backup.database_id, message,
+                extra=_fields(backup, "fail", duration_seconds=duration, error=message))
+
+
+def _seconds(backup: Backup, now: datetime) -> float | None:
+    return round((now - backup.started_at).total_seconds(), 3) if backup.started_at else None
+
+
+def _fields(backup: Backup, stage: str, **more: object) -> dict[str, object]:
+    return event(stage, backup_id=backup.id, database_id=backup.database_id,
+                 engine=backup.engine, **more)
 
 
 def _discard(storage: Storage, key: str) -> None:
