@@ -148,7 +148,8 @@ class BackupCollector:
                                     "Unix time the latest completed backup finished",
                                     labels=["database_id"])
         for db_id, at in sorted(last.items()):
-            success.add_metric([db_id], at.timestamp())
+            if at is not None:
+                success.add_metric([db_id], at.timestamp())
         yield success
 
         overdue = GaugeMetricFamily(

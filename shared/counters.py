@@ -30,12 +30,10 @@ def increment(session: Session, name: str, labels: Mapping[str, str], by: float 
     """
     values = {"name": name, "labels": label_key(labels), "value": float(by)}
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt = pg_insert(Counter).values(**values)
-    elif dialect == "sqlite":
-        stmt = sqlite_insert(Counter).values(**values)
-    else:  # pragma: no cover - only PostgreSQL and SQLite are supported
+    if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - the two we support
         raise NotImplementedError(f"counters on {dialect}")
+    # Both dialects spell the upsert the same way (INSERT ... ON CONFLICT DO UPDATE).
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(Counter).values(**values)
     session.execute(stmt.on_conflict_do_update(
         index_elements=[Counter.name, Counter.labels],
         set_={"value": Counter.value + stmt.excluded.value},

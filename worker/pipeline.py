@@ -139,7 +139,7 @@ def _complete(ctx: Context, backup: Backup, stored: Stored) -> None:
     now = utcnow()
     duration = _seconds(backup, now)
     with ctx.db.session() as session:
-        done = session.execute(
+        done = session.execute(  # type: ignore[attr-defined]
             update(Backup).where(Backup.id == backup.id, Backup.status == "running").values(
                 status="completed", finished_at=now, size_bytes=stored.size,
                 checksum_md5=stored.md5, checksum_sha256=stored.sha256, error=None)
@@ -158,7 +158,7 @@ def _fail(ctx: Context, backup: Backup, message: str) -> None:
     now = utcnow()
     duration = _seconds(backup, now)
     with ctx.db.session() as session:
-        done = session.execute(
+        done = session.execute(  # type: ignore[attr-defined]
             update(Backup).where(Backup.id == backup.id, Backup.status == "running").values(
                 status="failed", finished_at=now, error=message, storage_key=None,
                 size_bytes=None, checksum_md5=None, checksum_sha256=None)
