@@ -20,7 +20,8 @@ from shared.errors import ConfigError
 log = logging.getLogger("backup_api")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of every subcommand (the deployment files are checked against it)."""
     parser = argparse.ArgumentParser(prog="backup-api", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "API + worker + beat on one machine (embedded default)"),
@@ -37,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply metadata DB migrations")
     check = sub.add_parser("check-config", help="validate a config and print effective settings")
     check.add_argument("path", nargs="?")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     logs.configure()
     try:
