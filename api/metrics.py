@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from shared.catalog import effective
 from shared.config import Settings
-from shared.counters import read
+from shared.counters import read_series
 from shared.db import Database
 from shared.metrics import (
     BACKUPS_TOTAL,
@@ -82,7 +82,7 @@ class BackupCollector:
             yield workers
 
     def _from_db(self, session: Session) -> Iterator[Metric]:
-        series = read(session, [BACKUPS_TOTAL, PACKAGES_TOTAL, RETENTION_DELETED_TOTAL,
+        series = read_series(session, [BACKUPS_TOTAL, PACKAGES_TOTAL, RETENTION_DELETED_TOTAL,
                                 DURATION + "_bucket", DURATION + "_count", DURATION + "_sum"])
         values = {(name, tuple(sorted(labels.items()))): value for name, labels, value in series}
         databases = list(session.scalars(select(DatabaseRow).order_by(DatabaseRow.id)))

@@ -1,8 +1,7 @@
-"""Cluster-wide monotonic counters kept in the metadata DB (``counters`` table).
+"""Cluster-wide counters in the metadata DB (metrics that survive restarts and workers).
 
-Workers on several hosts add to the same rows, so a counter is right whichever
-process counted and survives restarts. Increment inside the transaction that
-records the outcome: the count and the row it counts commit (or roll back) together.
+Increment inside the transaction that does the counted work, so the count and the
+work commit or roll back together.
 """
 
 from __future__ import annotations
@@ -11,37 +10,40 @@ import json
 from collections.abc import Mapping
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.models import Counter
 
 
-def label_key(labels: Mapping[str, str]) -> str:
-    """Return the canonical JSON of ``labels`` (sorted keys) that identifies a series."""
+def canonical_labels(labels: Mapping[str, str]) -> str:
+    """Return ``labels`` as the canonical JSON string that identifies a series."""
     return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
 
 
 def increment(session: Session, name: str, labels: Mapping[str, str], by: float = 1) -> None:
-    """Add ``by`` to the series (``name``, ``labels``), creating it at 0 first.
+    """Add ``by`` to the counter ``name{labels}``, creating it at 0 first if needed.
 
-    One atomic upsert, so concurrent workers never lose an increment.
+    One atomic upsert (PostgreSQL and SQLite both support ``ON CONFLICT``), so two
+    processes incrementing at once never lose an increment.
     """
-    values = {"name": name, "labels": label_key(labels), "value": float(by)}
     dialect = session.get_bind().dialect.name
-    if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - the two we support
-        raise NotImplementedError(f"counters on {dialect}")
-    # Both dialects spell the upsert the same way (INSERT ... ON CONFLICT DO UPDATE).
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(Counter).values(**values)
-    session.execute(stmt.on_conflict_do_update(
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Counter).values(name=name, labels=canonical_labels(labels), value=by)
+    session.execute(statement.on_conflict_do_update(
         index_elements=[Counter.name, Counter.labels],
-        set_={"value": Counter.value + stmt.excluded.value},
+        set_={"value": Counter.value + statement.excluded.value},
     ))
 
 
-def read(session: Session, names: list[str]) -> list[tuple[str, dict[str, str], float]]:
-    """Return every series of ``names`` as (name, labels, value)."""
+def read(session: Session, name: str) -> dict[str, float]:
+    """Return ``{canonical labels: value}`` of every series of ``name``."""
+    rows = session.execute(select(Counter.labels, Counter.value).where(Counter.name == name))
+    return {labels: value for labels, value in rows}
+
+
+def read_series(session: Session, names: list[str]) -> list[tuple[str, dict[str, str], float]]:
+    """Return every series of ``names`` as (name, labels, value), for the metrics scrape."""
     rows = session.execute(select(Counter.name, Counter.labels, Counter.value)
                            .where(Counter.name.in_(names)))
     return [(name, json.loads(labels), value) for name, labels, value in rows]

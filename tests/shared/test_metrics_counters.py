@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.counters import increment, label_key, read
+from shared.counters import increment, read_series
 from shared.db import Database
 from shared.metrics import DURATION, record_backup
 from tests.services import PostgresCluster
@@ -27,10 +27,6 @@ def metadata(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     return db
 
 
-def test_label_key_is_canonical() -> None:
-    assert label_key({"b": "2", "a": "1"}) == label_key({"a": "1", "b": "2"}) == '{"a":"1","b":"2"}'
-
-
 def test_concurrent_increments_are_never_lost(metadata: Database) -> None:
     def bump(_: int) -> None:
         for _ in range(10):
@@ -40,7 +36,7 @@ def test_concurrent_increments_are_never_lost(metadata: Database) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(bump, range(8)))
     with metadata.session() as session:
-        assert read(session, ["backup_api_test_total"]) == [
+        assert read_series(session, ["backup_api_test_total"]) == [
             ("backup_api_test_total", {"database_id": "shop"}, 80.0)]
 
 
@@ -49,7 +45,7 @@ def test_a_rolled_back_transaction_counts_nothing(metadata: Database) -> None:
         increment(session, "backup_api_test_total", {})
         raise RuntimeError("the status update failed")
     with metadata.session() as session:
-        assert read(session, ["backup_api_test_total"]) == []
+        assert read_series(session, ["backup_api_test_total"]) == []
 
 
 def test_record_backup_fills_cumulative_buckets(metadata: Database) -> None:
@@ -59,7 +55,7 @@ def test_record_backup_fills_cumulative_buckets(metadata: Database) -> None:
         record_backup(session, "shop", "postgres", "failed", 0.2)
     with metadata.session() as session:
         rows = {(name, labels.get("le", labels.get("status"))): value
-                for name, labels, value in read(session, [
+                for name, labels, value in read_series(session, [
                     "backup_api_backups_total", DURATION + "_bucket", DURATION + "_count",
                     DURATION + "_sum"])}
     assert rows[("backup_api_backups_total", "completed")] == 2
