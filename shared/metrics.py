@@ -2,8 +2,9 @@
 
 Workers never keep per-process ``prometheus_client`` counters (they would be wrong
 with two workers and reset at each restart). They add to rows of the metadata DB in
-the transaction that records the outcome; the API turns the rows into metrics at
-scrape time (``api/metrics.py``).
+the transaction that records the outcome (``shared.counters.increment``; packages and
+retention count ``PACKAGES_TOTAL{status}`` and ``RETENTION_DELETED_TOTAL{database_id}``
+that way); the API turns the rows into metrics at scrape time (``api/metrics.py``).
 
 The duration histogram is kept as cumulative bucket counters, the way Prometheus
 exposes it: ``..._bucket{le=...}``, ``..._sum`` and ``..._count`` rows. It counts
@@ -52,13 +53,3 @@ def record_backup(session: Session, database_id: str, engine: str, status: str,
             increment(session, DURATION + "_bucket", {**labels, "le": format_le(bound)})
     increment(session, DURATION + "_count", labels)
     increment(session, DURATION + "_sum", labels, by=duration_seconds)
-
-
-def record_package(session: Session, status: str) -> None:
-    """Count one finished package (``completed`` or ``failed``)."""
-    increment(session, PACKAGES_TOTAL, {"status": status})
-
-
-def record_retention_deleted(session: Session, database_id: str, count: int = 1) -> None:
-    """Count artifacts of ``database_id`` removed by retention."""
-    increment(session, RETENTION_DELETED_TOTAL, {"database_id": database_id}, by=count)
