@@ -94,8 +94,8 @@ class BackupCollector:
         def value(name: str, **labels: str) -> float:
             return values.get((name, tuple(sorted(labels.items()))), 0.0)
 
-        backups = CounterMetricFamily(BACKUPS_TOTAL[:-6], "Finished backups by outcome",
-                                      labels=["database_id", "engine", "status"])
+        backups = _counter(BACKUPS_TOTAL, "Finished backups by outcome",
+                           ["database_id", "engine", "status"])
         duration = HistogramMetricFamily(DURATION, "Duration of completed backups",
                                          labels=["database_id", "engine"])
         # Every series starts at 0, so increase() sees a database's first failure.
@@ -111,16 +111,16 @@ class BackupCollector:
         yield backups
         yield duration
 
-        retention = CounterMetricFamily(RETENTION_DELETED_TOTAL[:-6],
-                                        "Artifacts removed by retention", labels=["database_id"])
+        retention = _counter(RETENTION_DELETED_TOTAL, "Artifacts removed by retention",
+                             ["database_id"])
         for db_id in sorted({db_id for db_id, _ in pairs} | {
                 labels["database_id"] for name, labels, _ in series
                 if name == RETENTION_DELETED_TOTAL}):
             retention.add_metric([db_id], value(RETENTION_DELETED_TOTAL, database_id=db_id))
         yield retention
 
-        packages = CounterMetricFamily(PACKAGES_TOTAL[:-6], "Finished packages by outcome",
-                                       labels=["status"])
+        packages = _counter(PACKAGES_TOTAL, "Finished packages by outcome",
+                            ["status"])
         for status in OUTCOMES:
             packages.add_metric([status], value(PACKAGES_TOTAL, status=status))
         yield packages
@@ -192,3 +192,8 @@ class BackupCollector:
         return GaugeMetricFamily("backup_api_workers_online",
                                  "Celery workers that answered a ping during this scrape",
                                  value=len(replies))
+
+
+def _counter(sample_name: str, doc: str, labels: list[str]) -> CounterMetricFamily:
+    # prometheus_client appends _total to a counter family's name itself.
+    return CounterMetricFamily(sample_name.removesuffix("_total"), doc, labels=labels)
