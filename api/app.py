@@ -8,7 +8,7 @@ from flask import Flask
 
 from api.errors import Api
 from api.metrics import init_metrics
-from api.resources import backups, databases, restores, system
+from api.resources import backups, databases, packages, restores, system
 from api.services import ApiContext
 from shared.catalog import upsert_config_databases
 from shared.config import Settings, load_settings
@@ -44,6 +44,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fla
     init_metrics(app, db, settings, celery)
 
     api = Api(app)
-    for blueprint in (databases.blp, backups.blp, restores.blp, system.blp):
+    for blueprint in (databases.blp, backups.blp, restores.blp, packages.blp, system.blp):
         api.register_blueprint(blueprint)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from shared.context import current
+from worker import packaging
 from worker.pipeline import run_backup
 from worker.restoring import run_restore_job
 
@@ -19,3 +20,9 @@ def run(backup_id: str) -> None:
 def restore(restore_id: str) -> None:
     """Verify or restore per row ``restore_id`` (idempotent: only a pending row is run)."""
     run_restore_job(current(), restore_id)
+
+
+@shared_task(name="packages.run")
+def run_package(package_id: str) -> None:
+    """Build package ``package_id`` (idempotent: only a pending row is run)."""
+    packaging.run_package(current(), package_id)
