@@ -118,6 +118,15 @@ def test_counters_histogram_gauges_and_alerts_in_prometheus(
     assert prometheus.query('flask_http_request_duration_seconds_count'
                             '{url_rule="/backups/<backup_id>"}') != []
 
+    # A package is counted and its size exported, from whichever worker built it.
+    created = api.post("/packages/create", json={"database_ids": [good]})
+    assert created.status_code == 202, created.text
+    package = api.wait_done(f"/packages/{created.json()['id']}")
+    assert package["status"] == "completed", package["error"]
+    eventually(lambda: prometheus.value(
+        'max(backup_api_packages_total{status="completed"})') == 1)
+    assert prometheus.value("max(backup_api_package_size_bytes)") == package["size_bytes"]
+
     # The alert rules shipped in deploy/prometheus/alerts.yml fire on these series.
     def alert(name: str, database_id: str) -> bool:
         return any(a["labels"]["alertname"] == name and
