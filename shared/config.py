@@ -72,6 +72,7 @@ class GlobalSettings:
     backup_time_limit: int = 6 * 3600
     beat_interval: int = 30
     heartbeat_timeout: int = 120
+    overdue_grace: int = 3600
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ class GlobalSchema(_Strict):
     backup_time_limit = fields.Integer(validate=validate.Range(min=10))
     beat_interval = fields.Integer(validate=validate.Range(min=1, max=60))
     heartbeat_timeout = fields.Integer(validate=validate.Range(min=4))
+    overdue_grace = fields.Integer(validate=validate.Range(min=0))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> GlobalSettings:

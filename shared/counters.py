@@ -40,3 +40,10 @@ def read(session: Session, name: str) -> dict[str, float]:
     """Return ``{canonical labels: value}`` of every series of ``name``."""
     rows = session.execute(select(Counter.labels, Counter.value).where(Counter.name == name))
     return {labels: value for labels, value in rows}
+
+
+def read_series(session: Session, names: list[str]) -> list[tuple[str, dict[str, str], float]]:
+    """Return every series of ``names`` as (name, labels, value), for the metrics scrape."""
+    rows = session.execute(select(Counter.name, Counter.labels, Counter.value)
+                           .where(Counter.name.in_(names)))
+    return [(name, json.loads(labels), value) for name, labels, value in rows]

@@ -20,6 +20,8 @@ from shared.context import Context
 from shared.engines import get_engine, run_dump
 from shared.errors import BackupError, DumpError, redact
 from shared.hashing import Digests
+from shared.logs import add_secret, event
+from shared.metrics import record_backup
 from shared.models import Backup, Database, utcnow
 from shared.storage import Storage
 from worker.retention import run_retention
@@ -58,6 +60,9 @@ def run_backup(ctx: Context, backup_id: str) -> None:
         log.info("backup %s is not pending; nothing to do", backup_id)
         return
     secrets = [database.password] if database else []
+    add_secret(database.password if database else None)
+    log.info("backup %s of %s started", backup.id, backup.database_id,
+             extra=_fields(backup, "start"))
     try:
         if database is None:
             raise BackupError(f"database {backup.database_id} no longer exists")
@@ -155,12 +160,17 @@ def _heartbeat(ctx: Context, backup_id: str) -> Iterator[None]:
 
 
 def _complete(ctx: Context, backup: Backup, stored: Stored) -> None:
+    now = utcnow()
+    duration = _seconds(backup, now)
     with ctx.db.session() as session:
         completed = cast(CursorResult[Any], session.execute(
             update(Backup).where(Backup.id == backup.id, Backup.status == "running").values(
-                status="completed", finished_at=utcnow(), size_bytes=stored.size,
+                status="completed", finished_at=now, size_bytes=stored.size,
                 checksum_md5=stored.md5, checksum_sha256=stored.sha256, error=None)
         )).rowcount
+        # Counted in the same transaction as the status, once per backup.
+        if completed:
+            record_backup(session, backup.database_id, backup.engine, "completed", duration)
     if not completed:
         # The reaper gave up on this backup (heartbeats stopped reaching the DB) and
         # reported it failed; keep that answer and drop the artifact nobody points to.
@@ -168,7 +178,9 @@ def _complete(ctx: Context, backup: Backup, stored: Stored) -> None:
         assert backup.storage_key is not None
         _discard(ctx.storage, backup.storage_key)
         return
-    log.info("backup %s of %s completed: %d bytes", backup.id, backup.database_id, stored.size)
+    log.info("backup %s of %s completed: %d bytes", backup.id, backup.database_id, stored.size,
+             extra=_fields(backup, "complete", duration_seconds=duration,
+                           size_bytes=stored.size))
     try:
         run_retention(ctx, [backup.database_id])
     except Exception:  # noqa: BLE001 - the backup itself succeeded
@@ -178,13 +190,27 @@ def _complete(ctx: Context, backup: Backup, stored: Stored) -> None:
 def _fail(ctx: Context, backup: Backup, message: str) -> None:
     if backup.storage_key:
         _discard(ctx.storage, backup.storage_key)
+    now = utcnow()
+    duration = _seconds(backup, now)
     with ctx.db.session() as session:
-        session.execute(
+        done = cast(CursorResult[Any], session.execute(
             update(Backup).where(Backup.id == backup.id, Backup.status == "running").values(
-                status="failed", finished_at=utcnow(), error=message, storage_key=None,
+                status="failed", finished_at=now, error=message, storage_key=None,
                 size_bytes=None, checksum_md5=None, checksum_sha256=None)
-        )
-    log.warning("backup %s of %s failed: %s", backup.id, backup.database_id, message)
+        )).rowcount
+        if done:
+            record_backup(session, backup.database_id, backup.engine, "failed", duration)
+    log.warning("backup %s of %s failed: %s", backup.id, backup.database_id, message,
+                extra=_fields(backup, "fail", duration_seconds=duration, error=message))
+
+
+def _seconds(backup: Backup, now: datetime) -> float | None:
+    return round((now - backup.started_at).total_seconds(), 3) if backup.started_at else None
+
+
+def _fields(backup: Backup, stage: str, **more: object) -> dict[str, object]:
+    return event(stage, backup_id=backup.id, database_id=backup.database_id,
+                 engine=backup.engine, **more)
 
 
 def _discard(storage: Storage, key: str) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, upd
 
 from shared.context import Context
 from shared.errors import StorageError
+from shared.metrics import record_backup
 from shared.models import Backup
 from worker.schedules import Send
 
@@ -81,6 +82,8 @@ def reap(ctx: Context, now: datetime) -> list[str]:
                 .values(status="failed", finished_at=now, error=reason, storage_key=None,
                         size_bytes=None, checksum_md5=None, checksum_sha256=None)
             )).rowcount
+            if claimed:
+                record_backup(session, backup.database_id, backup.engine, "failed", None)
         if not claimed:
             continue
         log.warning("backup %s of %s failed: %s", backup.id, backup.database_id, reason)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.catalog import effective
 from shared.context import Context
+from shared.metrics import record_backup
 from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
 from worker.schedules import AfterCommit, Send
 
@@ -45,6 +47,7 @@ def record_scheduled_backup(ctx: Context, session: Session, database_id: str,
         busy = f"backup {active.id} was still {active.status}" if active else "another backup ran"
         session.add(Backup(status="failed", finished_at=now, error=(
             f"skipped the scheduled run of {slot:%Y-%m-%d %H:%M} UTC: {busy}"), **fields))
+        record_backup(session, database_id, fields["engine"], "failed", None)
         log.warning("scheduled backup of %s for %s skipped: %s", database_id, slot, busy)
         return None
     backup_id = backup.id
@@ -57,7 +60,10 @@ def _enqueue(ctx: Context, send: Send, backup_id: str) -> None:
     except Exception as exc:  # noqa: BLE001 - the broker's errors vary by transport
         log.error("could not enqueue scheduled backup %s: %s", backup_id, exc)
         with ctx.db.session() as session:
-            session.execute(update(Backup).where(Backup.id == backup_id,
-                                                 Backup.status == "pending").values(
-                status="failed", finished_at=utcnow(),
-                error="could not enqueue the backup: the broker is unreachable"))
+            failed = cast(CursorResult[Any], session.execute(
+                update(Backup).where(Backup.id == backup_id, Backup.status == "pending").values(
+                    status="failed", finished_at=utcnow(),
+                    error="could not enqueue the backup: the broker is unreachable"))).rowcount
+            row = session.get(Backup, backup_id) if failed else None
+            if row is not None:
+                record_backup(session, row.database_id, row.engine, "failed", None)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from api.services import abort, ctx, is_uuid, paginate
 from shared.catalog import effective
 from shared.errors import ArtifactNotFound, StorageError
+from shared.metrics import record_backup
 from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
 
 log = logging.getLogger(__name__)
@@ -113,3 +114,4 @@ def _mark_failed(backup_id: str, message: str) -> None:
         row = session.get(Backup, backup_id)
         if row is not None and row.status == "pending":
             row.status, row.error, row.finished_at = "failed", message, utcnow()
+            record_backup(session, row.database_id, row.engine, "failed", None)
