@@ -47,7 +47,7 @@ def record_scheduled_backup(ctx: Context, session: Session, database_id: str,
         busy = f"backup {active.id} was still {active.status}" if active else "another backup ran"
         session.add(Backup(status="failed", finished_at=now, error=(
             f"skipped the scheduled run of {slot:%Y-%m-%d %H:%M} UTC: {busy}"), **fields))
-        record_backup(session, database_id, fields["engine"], "failed", None)
+        record_backup(session, database_id, database.engine, "failed", None)
         log.warning("scheduled backup of %s for %s skipped: %s", database_id, slot, busy)
         return None
     backup_id = backup.id
