@@ -103,6 +103,7 @@ class DatabaseScheduler(Scheduler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._next_pass = 0.0
         super().__init__(*args, **kwargs)
+        log.info("DatabaseScheduler started: schedules are read from the metadata DB")
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         interval: float = super().tick(*args, **kwargs)
