@@ -119,8 +119,9 @@ def installed_clients(pg_bin_dir: str | None = None,
 def server_major(target: Target) -> int | None:
     """Ask the server its major version; ``None`` if it cannot be reached."""
     import psycopg
+    from psycopg.conninfo import make_conninfo
 
-    params: dict[str, object] = {
+    params: dict[str, str | int | None] = {
         "host": target.host, "port": target.port, "dbname": target.database_name,
         "user": target.username, "password": target.password,
         "connect_timeout": PROBE_TIMEOUT, "application_name": "backup-api",
@@ -128,8 +129,9 @@ def server_major(target: Target) -> int | None:
     if target.options.get("sslmode"):
         params["sslmode"] = target.options["sslmode"]
     try:
-        # Keyword arguments: the password stays in this process, never in an argv.
-        with psycopg.connect(**{k: v for k, v in params.items() if v is not None}) as conn:
+        # A libpq connection from this process: the password never reaches an argv.
+        conninfo = make_conninfo("", **{k: v for k, v in params.items() if v is not None})
+        with psycopg.connect(conninfo) as conn:
             row = conn.execute("SHOW server_version_num").fetchone()
     except psycopg.Error as exc:
         log.info("could not ask %s:%s for its version (%s); using the newest pg_dump",
