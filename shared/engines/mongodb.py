@@ -43,8 +43,13 @@ class MongoEngine(Engine):
         if uri:
             # The uri carries hosts, TLS and auth settings; flags beside it would conflict.
             config.append(f"uri: {_yaml_string(uri)}")
+            # mongodump prints the uri, password included, when it cannot connect.
             if embedded := uri_password(uri):
                 secrets += [embedded, unquote(embedded)]
+            # mongodump reads a uri's serverSelectionTimeoutMS as seconds, and refuses the
+            # flag beside it: add the flag only when the uri leaves the timeout unset.
+            if "serverselectiontimeoutms" not in uri.lower():
+                argv.append(f"--serverSelectionTimeout={SERVER_SELECTION_TIMEOUT}")
         else:
             host = target.host
             if options.get("replicaSet"):

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import json
 import os
+import socket
 import struct
 import subprocess
 import threading
@@ -287,11 +288,31 @@ def test_uri_option_backs_up(api: Client, ferret: FerretDB, source: str) -> None
     assert backup["status"] == "completed", backup["error"]
 
 
+def test_uri_password_is_redacted_from_the_error(api: Client, mongo_stack: Stack,
+                                                 ferret: FerretDB) -> None:
+    # mongodump repeats the whole connection string when it cannot connect.
+    secret = "Uri-Secret-3391"
+    closed = _closed_port()
+    uri = f"mongodb://{PG_USER}:{secret}@127.0.0.1:{closed}/?authMechanism=PLAIN"
+    db_id = _register(api, ferret, "shop", username=None, password=None, options={"uri": uri})
+    backup = _backup(api, db_id)
+    _assert_failed_cleanly(backup, mongo_stack, db_id, api)
+    assert f"mongodb://{PG_USER}:***@127.0.0.1:{closed}/" in backup["error"]
+    assert "connection refused" in backup["error"]
+    assert secret not in backup["error"]
+    assert secret not in mongo_stack.logs()
+    assert secret not in json.dumps(api.get(f"/databases/{db_id}").json())
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture
 def silent_server() -> Iterator[int]:
     """A TCP server that accepts and never answers: mongodump waits for server selection."""
-    import socket
-
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)

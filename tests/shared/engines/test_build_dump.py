@@ -58,6 +58,13 @@ def test_mongodump_uri_goes_in_the_config_file_with_its_password() -> None:
     config = yaml.safe_load(command.secret_files["mongodump.yaml"])
     assert config == {"uri": uri, "password": SECRET}
     assert {"Uri%2FSecret", "Uri/Secret"} <= set(command.secrets)
+    assert "--serverSelectionTimeout=15" in command.argv
+
+
+def test_mongodump_leaves_a_uri_timeout_alone() -> None:
+    uri = "mongodb://h:27017/?serverSelectionTimeoutMS=5000"
+    argv = MongoEngine().build_dump(mongo(uri=uri)).argv
+    assert not any(arg.startswith("--serverSelectionTimeout") for arg in argv)
 
 
 def test_mongodump_without_password_writes_an_empty_config() -> None:
