@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from shared.config import RuntimeSettings, parse_config
 from shared.engines.options import option_errors, public_options
+from shared.errors import ConfigError
 
 
 def test_known_options_pass() -> None:
@@ -28,3 +32,14 @@ def test_public_options_mask_the_uri_password() -> None:
     assert shown == {"uri": "mongodb://u:***@h:1/db?tls=true", "tls": True}
     assert public_options({"uri": "mongodb://h:1/"}) == {"uri": "mongodb://h:1/"}
     assert public_options(None) == {}
+
+
+def test_config_file_names_a_bad_option() -> None:
+    runtime = RuntimeSettings(config_path="c.yaml", data_dir="/tmp", database_url="sqlite://",
+                              broker_url="memory://")
+    text = ("databases:\n  - {id: a, engine: postgres, database_name: a}\n"
+            "  - {id: b, engine: mongodb, database_name: b, options: {authSorce: admin}}\n")
+    with pytest.raises(ConfigError, match=r"databases\[1\]\.options\.authSorce: unknown option"):
+        parse_config(text, runtime, {})
+    ok = text.replace("authSorce", "authSource")
+    assert parse_config(ok, runtime, {}).databases[1].options == {"authSource": "admin"}
