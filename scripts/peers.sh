@@ -53,11 +53,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# mktmp NAME: make a scratch dir, registered for removal on exit, in $TMP.
+# (Not via $(...): a subshell could not register it.)
 mktmp() {
-    local d
-    d=$(mktemp -d "$CACHE/tmp/$1.XXXXXX")
-    TMPDIRS+=("$d")
-    printf '%s\n' "$d"
+    TMP=$(mktemp -d "$CACHE/tmp/$1.XXXXXX")
+    TMPDIRS+=("$TMP")
 }
 
 have() { [[ -x "$BIN/$1" ]]; }
@@ -109,9 +109,12 @@ fetch_source() {
 build_minio() {
     if have minio; then log "minio: cached ($BIN/minio)"; return; fi
     local t0=$SECONDS tmp v
-    tmp=$(mktmp minio)
+    mktmp minio
+    tmp=$TMP
     log "minio: building (several minutes)"
     v=$(install_first "$tmp" github.com/minio/minio "${MINIO_VERSIONS[@]}")
+    # Record the version the query resolved to (e.g. latest -> v0.0.0-...).
+    v=$(go version -m "$tmp/minio" | awk '$1 == "mod" { print $3; exit }')
     mv -f "$tmp/minio" "$BIN/minio"
     printf 'github.com/minio/minio@%s\n' "$v" >"$BIN/minio.version"
     log "minio: done in $(elapsed $t0) ($v)"
@@ -126,7 +129,8 @@ build_mongotools() {
     # answers 403 for the sub-package paths go install probes first.  Build
     # the packages from the module source instead (same go.mod/go.sum).
     local t0=$SECONDS tmp v tool commit
-    tmp=$(mktmp mongotools)
+    mktmp mongotools
+    tmp=$TMP
     v=$(fetch_source "$tmp" github.com/mongodb/mongo-tools "${MONGOTOOLS_VERSIONS[@]}")
     commit=${v##*-}
     for tool in mongodump mongorestore; do
@@ -148,7 +152,8 @@ build_ferretdb() {
     # writable copy of the source with that file written.  No build tags are
     # needed: the PostgreSQL handler is in by default.
     local t0=$SECONDS tmp v
-    tmp=$(mktmp ferretdb)
+    mktmp ferretdb
+    tmp=$TMP
     v=$(fetch_source "$tmp" github.com/FerretDB/FerretDB "$FERRETDB_VERSION")
     printf '%s\n' "$v" >"$tmp/src/build/version/version.txt"
     log "ferretdb: go build ./cmd/ferretdb ($v)"

@@ -25,4 +25,5 @@ if [ -f scripts/peers.sh ]; then
 fi
 
 python3 -m ruff check .
+python3 -m mypy api worker shared
 exec python3 -m pytest "$@"

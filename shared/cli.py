@@ -50,10 +50,20 @@ def main(argv: list[str] | None = None) -> int:
     return handler(settings, args)
 
 
-def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+def _prepare(settings: Settings) -> None:
+    """Migrate the metadata DB and upsert the databases declared in the config."""
+    from shared.catalog import upsert_config_databases
     from shared.db import Database
 
-    Database(settings.runtime.database_url).migrate()
+    db = Database(settings.runtime.database_url)
+    db.migrate()
+    with db.session() as session:
+        upsert_config_databases(session, settings)
+    db.engine.dispose()
+
+
+def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+    _prepare(settings)
     print("metadata DB is up to date")
     return 0
 
@@ -139,10 +149,9 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from shared.db import Database
     from worker.celery_app import make_celery
 
-    Database(settings.runtime.database_url).migrate()
+    _prepare(settings)
     for name, where in tool_report(settings)[0].items():
         if where.startswith("missing"):
             log.warning("%s %s: backups that need it will fail", name, where)
@@ -160,6 +169,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 def _beat(settings: Settings, _: argparse.Namespace) -> int:
     from worker.celery_app import make_celery
 
+    _prepare(settings)
     app = make_celery(settings)
     app.start(["beat", "--loglevel=INFO",
                f"--schedule={os.path.join(settings.runtime.data_dir, 'beat')}"])
@@ -168,15 +178,15 @@ def _beat(settings: Settings, _: argparse.Namespace) -> int:
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     """Start the worker (with beat) and the API as child processes; stop both together."""
-    from shared.db import Database
-
     os.makedirs(settings.runtime.data_dir, exist_ok=True)
-    Database(settings.runtime.database_url).migrate()
+    _prepare(settings)
     exe = [sys.executable, "-m", "shared.cli"]
+    # Children get their own sessions: a Ctrl-C in the terminal reaches only this
+    # process, which then stops them in order (the worker finishes its warm shutdown).
     children = [
-        subprocess.Popen(exe + ["worker", "--beat"]),
+        subprocess.Popen(exe + ["worker", "--beat"], start_new_session=True),
         subprocess.Popen(exe + ["api", "--host", args.host, "--port", str(args.port),
-                                "--threads", str(args.threads)]),
+                                "--threads", str(args.threads)], start_new_session=True),
     ]
     print(f"Backup API on http://{args.host}:{args.port} (docs at /docs); "
           f"data in {settings.runtime.data_dir}", flush=True)

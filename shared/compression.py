@@ -40,3 +40,21 @@ EXTENSIONS = {"gzip": ".gz", "zstd": ".zst", "none": ""}
 def make_compressor(name: str) -> Compressor:
     """Return a fresh compressor; ``name`` was validated with the config."""
     return _FACTORIES[name]()
+
+
+class Decompressor(Protocol):
+    def decompress(self, data: bytes) -> bytes: ...
+
+
+class _IdentityDecompressor:
+    def decompress(self, data: bytes) -> bytes:
+        return data
+
+
+def make_decompressor(name: str) -> Decompressor:
+    """Return a streaming decompressor for artifacts written with ``name``."""
+    if name == "gzip":
+        return zlib.decompressobj(31)
+    if name == "zstd":
+        return zstandard.ZstdDecompressor().decompressobj()
+    return _IdentityDecompressor()

@@ -155,7 +155,7 @@ def _read_secret_file(path: str, key: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
-        raise ValidationError(f"cannot read {key} {path!r}: {exc.strerror}") from exc
+        raise ValidationError(f"cannot read {path!r}: {exc.strerror}", field_name=key) from exc
 
 
 class _Strict(Schema):
@@ -166,9 +166,9 @@ class _Strict(Schema):
 class GlobalSchema(_Strict):
     schedule = fields.String(validate=validate_cron)
     compression = fields.String(validate=validate.OneOf(COMPRESSIONS))
-    retention_days = fields.Integer(validate=validate.Range(min=0))
-    max_backups = fields.Integer(validate=validate.Range(min=0))
-    min_backups = fields.Integer(validate=validate.Range(min=0))
+    retention_days = fields.Integer(validate=validate.Range(min=0, max=100_000))
+    max_backups = fields.Integer(validate=validate.Range(min=0, max=100_000))
+    min_backups = fields.Integer(validate=validate.Range(min=0, max=100_000))
     max_parallel_jobs = fields.Integer(validate=validate.Range(min=1, max=256))
     timezone = fields.String(validate=validate_timezone)
     backup_time_limit = fields.Integer(validate=validate.Range(min=10))
@@ -232,9 +232,9 @@ class DatabaseSchema(_Strict):
     schedule = fields.String(validate=validate_cron)
     timezone = fields.String(validate=validate_timezone)
     compression = fields.String(validate=validate.OneOf(COMPRESSIONS))
-    retention_days = fields.Integer(validate=validate.Range(min=0))
-    max_backups = fields.Integer(validate=validate.Range(min=0))
-    min_backups = fields.Integer(validate=validate.Range(min=0))
+    retention_days = fields.Integer(validate=validate.Range(min=0, max=100_000))
+    max_backups = fields.Integer(validate=validate.Range(min=0, max=100_000))
+    min_backups = fields.Integer(validate=validate.Range(min=0, max=100_000))
     package = fields.Boolean()
     enabled = fields.Boolean()
 
@@ -254,8 +254,8 @@ class DatabaseSchema(_Strict):
 class PackageSchema(_Strict):
     schedule = fields.String(allow_none=True, validate=validate_cron)
     compression = fields.String(validate=validate.OneOf(PACKAGE_FORMATS))
-    retention_days = fields.Integer(validate=validate.Range(min=0))
-    max_packages = fields.Integer(validate=validate.Range(min=0))
+    retention_days = fields.Integer(validate=validate.Range(min=0, max=100_000))
+    max_packages = fields.Integer(validate=validate.Range(min=0, max=100_000))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> PackageSettings:

@@ -161,3 +161,30 @@ class Counter(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     labels: Mapped[str] = mapped_column(String(512), primary_key=True)
     value: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Restore(Base):
+    """Reading a backup back: a checksum verification, or a restore into a database."""
+
+    __tablename__ = "restores"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True,
+                                    default=lambda: str(uuid.uuid4()))
+    kind: Mapped[str] = mapped_column(String(16))  # verify | restore
+    backup_id: Mapped[str] = mapped_column(String(36), index=True)
+    database_id: Mapped[str] = mapped_column(String(63))
+    target_database_id: Mapped[str | None] = mapped_column(String(63))
+    confirm: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What was checked: bytes read, checksums recomputed, tool output summary.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return round((self.finished_at - self.started_at).total_seconds(), 3)
+        return None

@@ -117,7 +117,7 @@ def _claim(ctx: Context, backup_id: str) -> tuple[Backup | None, Database | None
         if backup is None or backup.status != "pending":
             return None, None
         key = artifact_key(backup.database_id, backup.engine, backup.compression, backup.id, now)
-        claimed = session.execute(
+        claimed = session.execute(  # type: ignore[attr-defined]
             update(Backup)
             .where(Backup.id == backup_id, Backup.status == "pending")
             .values(status="running", started_at=now, heartbeat_at=now,

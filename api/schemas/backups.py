@@ -5,6 +5,8 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from shared.config import DATABASE_ID_PATTERN
+
 STATUSES = ("pending", "running", "completed", "failed")
 
 
@@ -12,11 +14,13 @@ class BackupCreateSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    database_id = ma.fields.String(required=True, validate=validate.Length(min=1, max=63))
+    database_id = ma.fields.String(required=True, validate=validate.Regexp(
+        DATABASE_ID_PATTERN, error="not a valid database id"))
 
 
 class BackupQueryArgs(ma.Schema):
-    database_id = ma.fields.String()
+    database_id = ma.fields.String(validate=validate.Regexp(
+        DATABASE_ID_PATTERN, error="not a valid database id"))
     status = ma.fields.String(validate=validate.OneOf(STATUSES))
 
 

@@ -7,12 +7,11 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-from flask_smorest import abort
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import ctx
+from api.services import abort, ctx, is_uuid, paginate
 from shared.catalog import effective
 from shared.errors import ArtifactNotFound, StorageError
 from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
@@ -26,11 +25,7 @@ def list_backups(filters: dict[str, Any], page: int, page_size: int) -> tuple[li
     for name in ("database_id", "status"):
         if filters.get(name):
             query = query.where(getattr(Backup, name) == filters[name])
-    with ctx().db.session() as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(query.order_by(Backup.created_at.desc(), Backup.id.desc())
-                               .offset((page - 1) * page_size).limit(page_size)).all()
-        return list(rows), total
+    return paginate(query.order_by(Backup.created_at.desc(), Backup.id.desc()), page, page_size)
 
 
 def get_backup(backup_id: str) -> Backup:
@@ -107,7 +102,7 @@ def open_download(backup_id: str) -> tuple[Backup, str, int, Iterator[bytes]]:
 
 
 def _load(session: Session, backup_id: str) -> Backup:
-    row = session.get(Backup, backup_id)
+    row = session.get(Backup, backup_id) if is_uuid(backup_id) else None
     if row is None:
         abort(404, message=f"backup {backup_id!r} not found")
     return row

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import abort
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.services import ctx
+from api.services import abort, ctx, is_database_id, paginate
 from shared.catalog import effective
 from shared.config import DEFAULT_PORTS
 from shared.engines.options import option_errors, public_options
@@ -30,12 +29,9 @@ def present(db: Database) -> dict[str, Any]:
 
 
 def list_databases(page: int, page_size: int) -> tuple[list[dict[str, Any]], int]:
-    with ctx().db.session() as session:
-        total = session.scalar(select(func.count()).select_from(Database)) or 0
-        rows = session.scalars(select(Database).order_by(Database.created_at.desc(),
-                                                         Database.id)
-                               .offset((page - 1) * page_size).limit(page_size)).all()
-        return [present(row) for row in rows], total
+    rows, total = paginate(select(Database).order_by(Database.created_at.desc(), Database.id),
+                           page, page_size)
+    return [present(row) for row in rows], total
 
 
 def get_database(database_id: str) -> dict[str, Any]:
@@ -90,7 +86,7 @@ def delete_database(database_id: str, delete_backups: bool) -> None:
 
 
 def _load(session: Session, database_id: str) -> Database:
-    row = session.get(Database, database_id)
+    row = session.get(Database, database_id) if is_database_id(database_id) else None
     if row is None:
         abort(404, message=f"database {database_id!r} not found")
     return row

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from shared.engines.base import HEAD_BYTES, DumpCommand, Engine, Target, run_dump
+from shared.engines.base import (
+    HEAD_BYTES,
+    DumpCommand,
+    Engine,
+    Target,
+    run_dump,
+    run_restore,
+)
 from shared.engines.mongodb import MongoEngine
 from shared.engines.postgres import PostgresEngine
 
@@ -14,4 +21,5 @@ def get_engine(name: str) -> Engine:
     return ENGINE_CLASSES[name]()
 
 
-__all__ = ["HEAD_BYTES", "DumpCommand", "Engine", "Target", "get_engine", "run_dump"]
+__all__ = ["HEAD_BYTES", "DumpCommand", "Engine", "Target", "get_engine", "run_dump",
+           "run_restore"]

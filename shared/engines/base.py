@@ -76,6 +76,18 @@ class Engine(ABC):
         """
         return None
 
+    def build_restore(self, target: Target, source_database_name: str) -> DumpCommand:
+        """Return the command that reads one uncompressed dump on stdin into ``target``."""
+        raise DumpError(f"restoring {self.name} backups is not supported")
+
+    def build_check(self) -> DumpCommand:
+        """Return a command that reads a dump on stdin and only checks it is readable."""
+        raise DumpError(f"checking {self.name} archives is not supported")
+
+    def is_empty(self, target: Target) -> bool:
+        """Tell whether ``target`` holds no user data (restoring over it loses nothing)."""
+        return False
+
     def tool_versions(self) -> dict[str, str]:
         """Return ``{tool: version}`` of the client that dumps; empty if unknown."""
         return {}
@@ -115,6 +127,36 @@ def run_dump(command: DumpCommand) -> Iterator[IO[bytes]]:
     If the body raises (storage failed, time limit), the process is killed. If the
     process exits non-zero, ``DumpError`` carries its redacted stderr tail.
     """
+    with _spawn(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        try:
+            yield process.stdout
+        finally:
+            process.stdout.close()
+
+
+@contextmanager
+def run_restore(command: DumpCommand) -> Iterator[IO[bytes]]:
+    """Start ``command`` and yield its stdin to feed the artifact; check how it ended.
+
+    Closing stdin tells the tool the stream is over; then its exit code is checked
+    as for a dump. A broken pipe (the tool died early) surfaces as its own error.
+    """
+    with _spawn(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL) as process:
+        assert process.stdin is not None
+        try:
+            yield process.stdin
+        except BrokenPipeError:
+            pass  # the tool exited early; its exit code and stderr say why
+        finally:
+            try:
+                process.stdin.close()
+            except BrokenPipeError:
+                pass
+
+
+@contextmanager
+def _spawn(command: DumpCommand, stdin: Any, stdout: Any) -> Iterator[subprocess.Popen[bytes]]:
     tool = os.path.basename(command.argv[0])
     with tempfile.TemporaryDirectory(prefix="backup-api-") as secrets_dir, \
             tempfile.TemporaryFile() as stderr:
@@ -123,21 +165,16 @@ def run_dump(command: DumpCommand) -> Iterator[IO[bytes]]:
         if shutil.which(argv[0]) is None:
             raise DumpError(f"{tool} not found: install it or put it on PATH")
         try:
-            process = subprocess.Popen(
-                argv, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL,
-                env={**os.environ, **extra_env},
-            )
+            process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr,
+                                       env={**os.environ, **extra_env})
         except OSError as exc:
             raise DumpError(f"cannot start {tool}: {exc.strerror}") from exc
-        assert process.stdout is not None
         try:
-            yield process.stdout
+            yield process
         except BaseException:
             process.kill()
             process.wait()
             raise
-        finally:
-            process.stdout.close()
         returncode = process.wait()
         if returncode != 0:
             stderr.seek(0)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from shared.engines.base import DumpCommand, Engine, Target, version_line
-from shared.engines.pg_client import PgClient, choose_client, installed_clients, server_major
+from shared.engines.pg_client import choose_client, installed_clients, server_major
+from shared.errors import DumpError, redact
 
 
 def _pgpass_field(value: str) -> str:
@@ -19,42 +20,34 @@ class PostgresEngine(Engine):
     name = "postgres"
     tool = "pg_dump"
 
-    def __init__(self, pg_dump: str = "pg_dump", server: int | None = None) -> None:
+    def __init__(self, pg_dump: str = "pg_dump", pg_restore: str = "pg_restore",
+                 server: int | None = None) -> None:
         self.pg_dump = pg_dump
+        self.pg_restore = pg_restore
         self.server = server
 
     def resolve(self, target: Target) -> PostgresEngine:
-        """Return this engine bound to the smallest installed pg_dump >= the server's major."""
+        """Return this engine bound to the smallest installed client >= the server's major."""
         installed = installed_clients(target.options.get("pg_bin_dir"))
         server = server_major(target)
-        client: PgClient = choose_client(server, installed)
-        return PostgresEngine(pg_dump=client.pg_dump, server=server)
+        client = choose_client(server, installed)
+        return PostgresEngine(pg_dump=client.pg_dump, pg_restore=client.pg_restore,
+                              server=server)
 
     def build_dump(self, target: Target) -> DumpCommand:
         """Build the ``pg_dump`` command; the password travels in a 0600 pgpass file."""
-        argv = [
-            self.pg_dump,
-            "--format=custom",
-            "--compress=0",
-            "--no-password",
-            "--host", target.host,
-            "--port", str(target.port),
-            "--dbname", target.database_name,
-        ]
-        if target.username:
-            argv += ["--username", target.username]
-        env = {"PGCONNECT_TIMEOUT": "15", "PGAPPNAME": "backup-api"}
-        if target.options.get("sslmode"):
-            env["PGSSLMODE"] = str(target.options["sslmode"])
-        secret_files: dict[str, str] = {}
-        secrets: tuple[str, ...] = ()
-        if target.password:
-            fields = [target.host, str(target.port), target.database_name,
-                      target.username or "*", target.password]
-            secret_files["pgpass"] = ":".join(_pgpass_field(f) for f in fields) + "\n"
-            env["PGPASSFILE"] = "{secrets}/pgpass"
-            secrets = (target.password,)
-        return DumpCommand(argv=argv, env=env, secret_files=secret_files, secrets=secrets)
+        return _with_connection(
+            [self.pg_dump, "--format=custom", "--compress=0", "--no-password"], target)
+
+    def build_restore(self, target: Target, source_database_name: str) -> DumpCommand:
+        """Build ``pg_restore`` reading stdin: replace existing objects, stop on error."""
+        return _with_connection(
+            [self.pg_restore, "--clean", "--if-exists", "--no-owner", "--no-privileges",
+             "--exit-on-error", "--single-transaction", "--no-password"], target)
+
+    def build_check(self) -> DumpCommand:
+        """``pg_restore --list`` reads the whole archive's table of contents from stdin."""
+        return DumpCommand(argv=[self.pg_restore, "--list"])
 
     def tool_versions(self) -> dict[str, str]:
         """Return the pg_dump version line and, when known, the server's major."""
@@ -68,3 +61,42 @@ class PostgresEngine(Engine):
         installed = installed_clients((options or {}).get("pg_bin_dir"))
         choose_client(None, installed)  # raises when nothing is installed
         return ", ".join(f"{major} ({path})" for major, path in sorted(installed.items()))
+
+    def is_empty(self, target: Target) -> bool:
+        """Count tables, views and sequences outside the system schemas."""
+        import psycopg
+
+        try:
+            with psycopg.connect(host=target.host, port=target.port,
+                                 dbname=target.database_name, user=target.username,
+                                 password=target.password, connect_timeout=15,
+                                 application_name="backup-api") as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_class c JOIN pg_namespace n "
+                    "ON n.oid = c.relnamespace WHERE c.relkind IN ('r','v','m','S','p') "
+                    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                    "AND n.nspname NOT LIKE 'pg_toast%'").fetchone()
+        except psycopg.Error as exc:
+            raise DumpError(redact(f"cannot inspect the target database: {exc}".strip(),
+                                   [target.password])) from exc
+        return row is not None and row[0] == 0
+
+
+def _with_connection(argv: list[str], target: Target) -> DumpCommand:
+    """Add the connection flags; the password goes in a 0600 pgpass file, never argv."""
+    argv = [*argv, "--host", target.host, "--port", str(target.port),
+            "--dbname", target.database_name]
+    if target.username:
+        argv += ["--username", target.username]
+    env = {"PGCONNECT_TIMEOUT": "15", "PGAPPNAME": "backup-api"}
+    if target.options.get("sslmode"):
+        env["PGSSLMODE"] = str(target.options["sslmode"])
+    secret_files: dict[str, str] = {}
+    secrets: tuple[str, ...] = ()
+    if target.password:
+        fields = [target.host, str(target.port), target.database_name,
+                  target.username or "*", target.password]
+        secret_files["pgpass"] = ":".join(_pgpass_field(f) for f in fields) + "\n"
+        env["PGPASSFILE"] = "{secrets}/pgpass"
+        secrets = (target.password,)
+    return DumpCommand(argv=argv, env=env, secret_files=secret_files, secrets=secrets)

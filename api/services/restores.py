@@ -1,0 +1,69 @@
+"""Verify backups and restore them into databases."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from api.services import abort, ctx, is_uuid, paginate
+from shared.models import Backup, Database, Restore, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def request(backup_id: str, kind: str, target_database_id: str | None = None,
+            confirm: bool = False) -> Restore:
+    """Commit a pending verification/restore of a completed backup, then enqueue it."""
+    context = ctx()
+    with context.db.session() as session:
+        backup = session.get(Backup, backup_id) if is_uuid(backup_id) else None
+        if backup is None:
+            abort(404, message=f"backup {backup_id!r} not found")
+        if backup.status != "completed":
+            abort(409, message=f"backup {backup_id} is {backup.status}; only a completed "
+                               "backup can be verified or restored")
+        target_id = None
+        if kind == "restore":
+            target_id = target_database_id or backup.database_id
+            target = session.get(Database, target_id)
+            if target is None:
+                abort(404, message=f"target database {target_id!r} not found")
+            if target.engine != backup.engine:
+                abort(422, message=f"target_database_id: {target_id!r} is a {target.engine} "
+                                   f"database; the backup is {backup.engine}")
+        row = Restore(kind=kind, backup_id=backup.id, database_id=backup.database_id,
+                      target_database_id=target_id, confirm=confirm, status="pending",
+                      created_at=utcnow(), details={})
+        session.add(row)
+    try:
+        assert context.celery is not None
+        context.celery.send_task("restores.run", args=[row.id])
+    except Exception as exc:  # noqa: BLE001 - the broker's errors vary by transport
+        log.error("could not enqueue restore %s: %s", row.id, exc)
+        with context.db.session() as session:
+            failed = session.get(Restore, row.id)
+            if failed is not None:
+                failed.status, failed.error = "failed", "could not enqueue: broker unreachable"
+        abort(503, message="the broker is unreachable; the request was recorded as failed")
+    return row
+
+
+def list_restores(filters: dict[str, Any], page: int,
+                  page_size: int) -> tuple[list[Restore], int]:
+    query = select(Restore)
+    if filters.get("backup_id"):
+        query = query.where(Restore.backup_id == str(filters["backup_id"]))
+    if filters.get("status"):
+        query = query.where(Restore.status == filters["status"])
+    return paginate(query.order_by(Restore.created_at.desc(), Restore.id.desc()),
+                    page, page_size)
+
+
+def get_restore(restore_id: str) -> Restore:
+    with ctx().db.session() as session:
+        row = session.get(Restore, restore_id) if is_uuid(restore_id) else None
+        if row is None:
+            abort(404, message=f"restore {restore_id!r} not found")
+        return row
