@@ -59,8 +59,7 @@ def update_database(database_id: str, changes: dict[str, Any]) -> dict[str, Any]
         _refuse_config_managed(row, "changed")
         if "options" in changes and (errors := option_errors(row.engine, changes["options"])):
             abort(422, message="invalid input: " + "; ".join(
-                f"options.{key}: {problem}" for key, problem in errors.items()),
-                errors={"json": {"options": errors}})
+                f"options.{key}: {problem}" for key, problem in errors.items()))
         for key, value in changes.items():
             setattr(row, key, value)
         row.updated_at = utcnow()
