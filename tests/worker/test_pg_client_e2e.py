@@ -65,5 +65,6 @@ def test_check_config_lists_installed_clients(tmp_path: Path) -> None:
         [sys.executable, "-m", "shared.cli", "check-config", str(config)], cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60)
     assert f"15 ({PG_BIN})" in json.loads(result.stdout)["tools"]["pg_dump"]
-    assert result.returncode == 1
-    assert f"pinned: options.pg_bin_dir: no working pg_dump in {tmp_path}" in result.stderr
+    assert result.returncode == 0
+    assert (f"warning: pinned: options.pg_bin_dir: no working pg_dump in {tmp_path}"
+            in result.stderr)
