@@ -68,7 +68,9 @@ class FerretDB:
              f"--postgresql-url=postgres://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{self.pg.port}/"
              f"{self.database}",
              f"--listen-addr=127.0.0.1:{self.port}", "--telemetry=disable", "--debug-addr=-",
-             "--log-level=warn"],
+             "--log-level=warn",
+             # Its state.json would otherwise land in the checkout (the working directory).
+             f"--state-dir={self.log_path.parent}"],
             stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
         wait_for(lambda: self.client().admin.command("ping")["ok"] == 1, 30, "ferretdb")
