@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 
 from api.errors import Api
-from api.resources import backups, databases, packages, restores, system
+from api.resources import backups, databases, packages, restores, retention, system
 from api.services import ApiContext
 from shared.catalog import upsert_config_databases
 from shared.config import Settings, load_settings
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fla
         settings=settings, db=db, storage=make_storage(settings), celery=make_celery(settings))
 
     api = Api(app)
-    for blueprint in (databases.blp, backups.blp, restores.blp, packages.blp, system.blp):
+    for blueprint in (databases.blp, backups.blp, restores.blp, packages.blp, retention.blp,
+                      system.blp):
         api.register_blueprint(blueprint)
     return app

@@ -71,6 +71,8 @@ class GlobalSettings:
     max_parallel_jobs: int = 4
     timezone: str = "UTC"
     backup_time_limit: int = 6 * 3600
+    beat_interval: int = 30
+    heartbeat_timeout: int = 120
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,8 @@ class GlobalSchema(_Strict):
     max_parallel_jobs = fields.Integer(validate=validate.Range(min=1, max=256))
     timezone = fields.String(validate=validate_timezone)
     backup_time_limit = fields.Integer(validate=validate.Range(min=10))
+    beat_interval = fields.Integer(validate=validate.Range(min=1, max=60))
+    heartbeat_timeout = fields.Integer(validate=validate.Range(min=4))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> GlobalSettings:

@@ -1,30 +1,42 @@
-"""Cluster-wide counters in the metadata DB, so metrics survive restarts and workers."""
+"""Cluster-wide counters in the metadata DB (metrics that survive restarts and workers).
+
+Increment inside the transaction that does the counted work, so the count and the
+work commit or roll back together.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.models import Counter
 
 
-def labels_key(labels: Mapping[str, str]) -> str:
-    """Return the canonical JSON of ``labels`` (sorted keys), the series identity."""
+def canonical_labels(labels: Mapping[str, str]) -> str:
+    """Return ``labels`` as the canonical JSON string that identifies a series."""
     return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
 
 
 def increment(session: Session, name: str, labels: Mapping[str, str], by: float = 1) -> None:
-    """Add ``by`` to the counter ``name{labels}`` inside the caller's transaction.
+    """Add ``by`` to the counter ``name{labels}``, creating it at 0 first if needed.
 
-    An upsert, so two workers finishing at once both count: PostgreSQL and SQLite
-    share the ``ON CONFLICT DO UPDATE`` syntax.
+    One atomic upsert (PostgreSQL and SQLite both support ``ON CONFLICT``), so two
+    processes incrementing at once never lose an increment.
     """
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Counter).values(name=name, labels=labels_key(labels), value=by)
+    statement = insert(Counter).values(name=name, labels=canonical_labels(labels), value=by)
     session.execute(statement.on_conflict_do_update(
         index_elements=[Counter.name, Counter.labels],
-        set_={"value": Counter.value + by}))
+        set_={"value": Counter.value + statement.excluded.value},
+    ))
+
+
+def read(session: Session, name: str) -> dict[str, float]:
+    """Return ``{canonical labels: value}`` of every series of ``name``."""
+    rows = session.execute(select(Counter.labels, Counter.value).where(Counter.name == name))
+    return {labels: value for labels, value in rows}

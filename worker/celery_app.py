@@ -48,5 +48,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,
+        # The schedule lives in the metadata DB; see worker/scheduler.py.
+        beat_scheduler="worker.scheduler:DatabaseScheduler",
     )
     return app

@@ -1,40 +1,46 @@
-"""The hook the beat scheduler calls for ``package-conf.schedule``."""
+"""The package job of the beat scheduler: ``package-conf.schedule``, exactly once per slot.
+
+The scheduler claims the slot and calls ``fire`` in the same transaction (see
+``worker/scheduler.py``); ``packages.scheduled_for`` is unique as a second guard.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from shared.context import Context
+from shared.models import Database
 from shared.packages import new_package
+from worker.schedules import AfterCommit, Job, Send, job_source
 
-log = logging.getLogger(__name__)
 
+@job_source
+def package_jobs(ctx: Context, session: Session, send: Send) -> Iterator[Job]:
+    """Yield the package job when a schedule is set and some database has ``package: true``.
 
-def create_scheduled_package(ctx: Context, slot: datetime,
-                             enqueue: Callable[[str], object] | None = None) -> str | None:
-    """Create the package of schedule slot ``slot`` once; return its id, or None if taken.
-
-    ``packages.scheduled_for`` is unique, so of several beats (or a retried tick)
-    racing for one slot exactly one inserts; the others get ``None``. The row is
-    committed before it is enqueued so the worker always finds it.
+    Slots before the first such database existed never fire, so a new installation
+    does not start with a failed "nothing to package".
     """
-    try:
-        with ctx.db.session() as session:
-            package = new_package(fmt=ctx.settings.package.compression,
-                                  storage_kind=ctx.storage.kind, trigger="schedule",
-                                  scheduled_for=slot)
-            session.add(package)
-    except IntegrityError:
-        log.info("package of slot %s already exists", slot.isoformat())
-        return None
-    if enqueue is None:
-        from worker.tasks import run_package
+    schedule = ctx.settings.package.schedule
+    if not schedule:
+        return
+    first = session.scalar(select(func.min(Database.created_at))
+                           .where(Database.package.is_(True)))
+    if first is None:
+        return
+    yield Job(key="package", cron=schedule, timezone=ctx.settings.global_.timezone,
+              anchor=first, fire=partial(_fire, ctx, send))
 
-        run_package.delay(package.id)
-    else:
-        enqueue(package.id)
-    return package.id
+
+def _fire(ctx: Context, send: Send, session: Session, slot: datetime) -> AfterCommit:
+    package = new_package(fmt=ctx.settings.package.compression, storage_kind=ctx.storage.kind,
+                          trigger="schedule", scheduled_for=slot)
+    session.add(package)
+    session.flush()
+    package_id = package.id
+    return lambda: send("packages.run", [package_id])

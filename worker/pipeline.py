@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 
 from shared.catalog import target_of
 from shared.compression import EXTENSIONS, make_compressor
@@ -19,6 +22,7 @@ from shared.errors import BackupError, DumpError, redact
 from shared.hashing import Digests
 from shared.models import Backup, Database, utcnow
 from shared.storage import Storage
+from worker.retention import run_retention
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,8 @@ def run_backup(ctx: Context, backup_id: str) -> None:
         if database is None:
             raise BackupError(f"database {backup.database_id} no longer exists")
         assert backup.storage_key is not None
-        stored = dump_to_storage(ctx, backup, database)
+        with _heartbeat(ctx, backup.id):
+            stored = dump_to_storage(ctx, backup, database)
         ctx.storage.write_sidecar(backup.storage_key, _sidecar(backup, stored))
     except BackupError as exc:
         _fail(ctx, backup, redact(exc.message, secrets))
@@ -81,7 +86,6 @@ def dump_to_storage(ctx: Context, backup: Backup, database: Database) -> Stored:
     digests = Digests()
     raw_size = 0
     head = b""
-    last_beat = time.monotonic()
     assert backup.storage_key is not None
     # The writer is outermost: if the dump fails when it ends, the writer sees the
     # error and discards the partial artifact instead of publishing it.
@@ -95,9 +99,6 @@ def dump_to_storage(ctx: Context, backup: Backup, database: Database) -> Stored:
                 if data:
                     digests.update(data)
                     out.write(data)
-                if time.monotonic() - last_beat > HEARTBEAT_EVERY:
-                    _heartbeat(ctx, backup.id)
-                    last_beat = time.monotonic()
         # The tool exited 0 here; an empty stream is still a failure.
         if raw_size == 0:
             raise DumpError(f"{engine.tool} exited successfully but produced an empty dump")
@@ -131,20 +132,54 @@ def _claim(ctx: Context, backup_id: str) -> tuple[Backup | None, Database | None
         return backup, database
 
 
-def _heartbeat(ctx: Context, backup_id: str) -> None:
-    with ctx.db.session() as session:
-        session.execute(update(Backup).where(Backup.id == backup_id)
-                        .values(heartbeat_at=utcnow()))
+@contextmanager
+def _heartbeat(ctx: Context, backup_id: str) -> Iterator[None]:
+    """Write ``heartbeat_at`` from a thread while the body runs.
+
+    A thread, not the read loop: a dump may be silent for minutes (a lock wait, a
+    slow server) and still be alive. The thread dies with the process, which is how
+    the reaper (worker/reaper.py) tells a killed worker from a slow dump.
+    """
+    every = min(HEARTBEAT_EVERY, ctx.settings.global_.heartbeat_timeout / 4)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            try:
+                with ctx.db.session() as session:
+                    session.execute(update(Backup).where(Backup.id == backup_id)
+                                    .values(heartbeat_at=utcnow()))
+            except Exception as exc:  # noqa: BLE001 - retried on the next beat
+                log.warning("heartbeat of backup %s failed: %s", backup_id, exc)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{backup_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _complete(ctx: Context, backup: Backup, stored: Stored) -> None:
     with ctx.db.session() as session:
-        session.execute(
-            update(Backup).where(Backup.id == backup.id).values(
+        completed = cast(CursorResult[Any], session.execute(
+            update(Backup).where(Backup.id == backup.id, Backup.status == "running").values(
                 status="completed", finished_at=utcnow(), size_bytes=stored.size,
                 checksum_md5=stored.md5, checksum_sha256=stored.sha256, error=None)
-        )
+        )).rowcount
+    if not completed:
+        # The reaper gave up on this backup (heartbeats stopped reaching the DB) and
+        # reported it failed; keep that answer and drop the artifact nobody points to.
+        log.warning("backup %s was failed meanwhile; discarding its artifact", backup.id)
+        assert backup.storage_key is not None
+        _discard(ctx.storage, backup.storage_key)
+        return
     log.info("backup %s of %s completed: %d bytes", backup.id, backup.database_id, stored.size)
+    try:
+        run_retention(ctx, [backup.database_id])
+    except Exception:  # noqa: BLE001 - the backup itself succeeded
+        log.exception("retention after backup %s failed", backup.id)
 
 
 def _fail(ctx: Context, backup: Backup, message: str) -> None:
@@ -152,7 +187,7 @@ def _fail(ctx: Context, backup: Backup, message: str) -> None:
         _discard(ctx.storage, backup.storage_key)
     with ctx.db.session() as session:
         session.execute(
-            update(Backup).where(Backup.id == backup.id).values(
+            update(Backup).where(Backup.id == backup.id, Backup.status == "running").values(
                 status="failed", finished_at=utcnow(), error=message, storage_key=None,
                 size_bytes=None, checksum_md5=None, checksum_sha256=None)
         )

@@ -8,6 +8,7 @@ from shared.context import current
 from worker import packaging
 from worker.pipeline import run_backup
 from worker.restoring import run_restore_job
+from worker.retention import run_retention
 
 
 @shared_task(name="backups.run")
@@ -26,3 +27,9 @@ def restore(restore_id: str) -> None:
 def run_package(package_id: str) -> None:
     """Build package ``package_id`` (idempotent: only a pending row is run)."""
     packaging.run_package(current(), package_id)
+
+
+@shared_task(name="retention.run")
+def retention(database_ids: list[str] | None = None) -> None:
+    """Apply retention now (idempotent: a backup already deleted is skipped)."""
+    run_retention(current(), database_ids)

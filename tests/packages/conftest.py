@@ -36,6 +36,7 @@ global:
   max_parallel_jobs: 2
 {storage}
 package-conf:
+  schedule: "0 5 * * *"
   compression: zip
   retention_days: {retention_days}
   max_packages: {max_packages}
