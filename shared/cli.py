@@ -97,8 +97,42 @@ def _check_config(settings: Settings, _: argparse.Namespace) -> int:
             "database_name": spec.database_name, "package": spec.package,
             "enabled": spec.enabled, **vars(eff),
         })
+    report["tools"], missing = tool_report(settings)
     print(json.dumps(report, indent=2, default=str))
+    # A warning, not a failure: the file is valid, and it may be checked on a machine
+    # (CI, the API host) that never runs a dump.
+    for problem in missing:
+        print(f"backup-api: warning: {problem}", file=sys.stderr)
     return 0
+
+
+def tool_report(settings: Settings) -> tuple[dict[str, str], list[str]]:
+    """Locate each engine's dump tool; list as missing those a configured database needs."""
+    from shared.engines import ENGINE_CLASSES
+    from shared.errors import DumpError
+
+    needed: dict[str, list[str]] = {}
+    for spec in settings.databases:
+        if spec.enabled:
+            needed.setdefault(spec.engine, []).append(spec.id)
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for name, engine_class in ENGINE_CLASSES.items():
+        engine = engine_class()
+        try:
+            found[engine.tool] = engine.locate()
+        except DumpError as exc:
+            found[engine.tool] = f"missing: {exc.message}"
+            if name in needed:
+                missing.append(f"{exc.message} (needed by {', '.join(needed[name])})")
+    for spec in settings.databases:
+        if spec.enabled and spec.options.get("pg_bin_dir"):
+            try:
+                engine_class = ENGINE_CLASSES[spec.engine]
+                found[f"{spec.id}: pg_dump"] = engine_class().locate(spec.options)
+            except DumpError as exc:
+                missing.append(f"{spec.id}: {exc.message}")
+    return found, missing
 
 
 def _api(settings: Settings, args: argparse.Namespace) -> int:
@@ -139,6 +173,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from worker.celery_app import make_celery
 
     _prepare(settings)
+    for name, where in tool_report(settings)[0].items():
+        if where.startswith("missing"):
+            log.warning("%s %s: backups that need it will fail", name, where)
     app = make_celery(settings)
     # --quiet: no banner on stdout; every line a process writes is a JSON log line.
     argv = ["--quiet", "worker", "--loglevel=INFO", "--without-mingle", "--without-gossip"]

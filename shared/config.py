@@ -27,6 +27,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from shared.engines.options import option_errors
 from shared.errors import ConfigError
 
 ENGINES = ("postgres", "mongodb")
@@ -242,6 +243,12 @@ class DatabaseSchema(_Strict):
     min_backups = fields.Integer(validate=validate.Range(min=0, max=100_000))
     package = fields.Boolean()
     enabled = fields.Boolean()
+
+    @validates_schema
+    def engine_options(self, data: dict[str, Any], **_: Any) -> None:
+        errors = option_errors(data["engine"], data.get("options"))
+        if errors:
+            raise ValidationError({"options": {k: [v] for k, v in errors.items()}})
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> DatabaseSpec:

@@ -17,7 +17,7 @@ from sqlalchemy import CursorResult, update
 from shared.catalog import target_of
 from shared.compression import EXTENSIONS, make_compressor
 from shared.context import Context
-from shared.engines import get_engine, run_dump
+from shared.engines import HEAD_BYTES, get_engine, run_dump
 from shared.errors import BackupError, DumpError, redact
 from shared.hashing import Digests
 from shared.logs import add_secret, event
@@ -39,6 +39,7 @@ class Stored:
     md5: str
     sha256: str
     raw_size: int
+    tools: dict[str, str]
 
 
 def artifact_key(database_id: str, engine: str, compression: str, backup_id: str,
@@ -83,11 +84,13 @@ def run_backup(ctx: Context, backup_id: str) -> None:
 
 def dump_to_storage(ctx: Context, backup: Backup, database: Database) -> Stored:
     """Stream the engine's dump through the compressor into storage, hashing the output."""
-    engine = get_engine(database.engine)
-    command = engine.build_dump(target_of(database))
+    target = target_of(database)
+    engine = get_engine(database.engine).resolve(target)
+    command = engine.build_dump(target)
     compressor = make_compressor(backup.compression)
     digests = Digests()
     raw_size = 0
+    head = b""
     assert backup.storage_key is not None
     # The writer is outermost: if the dump fails when it ends, the writer sees the
     # error and discards the partial artifact instead of publishing it.
@@ -95,6 +98,8 @@ def dump_to_storage(ctx: Context, backup: Backup, database: Database) -> Stored:
         with run_dump(command) as dump:
             while chunk := dump.read(CHUNK):
                 raw_size += len(chunk)
+                if len(head) < HEAD_BYTES:
+                    head += chunk[:HEAD_BYTES - len(head)]
                 data = compressor.compress(chunk)
                 if data:
                     digests.update(data)
@@ -102,10 +107,12 @@ def dump_to_storage(ctx: Context, backup: Backup, database: Database) -> Stored:
         # The tool exited 0 here; an empty stream is still a failure.
         if raw_size == 0:
             raise DumpError(f"{engine.tool} exited successfully but produced an empty dump")
+        engine.check_output(target, head)
         tail = compressor.flush()
         digests.update(tail)
         out.write(tail)
-    return Stored(size=digests.size, md5=digests.md5, sha256=digests.sha256, raw_size=raw_size)
+    return Stored(size=digests.size, md5=digests.md5, sha256=digests.sha256, raw_size=raw_size,
+                  tools=engine.tool_versions())
 
 
 def _claim(ctx: Context, backup_id: str) -> tuple[Backup | None, Database | None]:
@@ -227,7 +234,7 @@ def _sidecar(backup: Backup, stored: Stored) -> dict[str, object]:
         "uncompressed_bytes": stored.raw_size, "checksum_md5": stored.md5,
         "checksum_sha256": stored.sha256, "created_at": backup.created_at.isoformat(),
         "started_at": backup.started_at.isoformat() if backup.started_at else None,
-        "finished_at": utcnow().isoformat(), "trigger": backup.trigger,
+        "finished_at": utcnow().isoformat(), "trigger": backup.trigger, "tools": stored.tools,
     }
 
 

@@ -13,6 +13,7 @@ from shared.config import (
     validate_cron,
     validate_timezone,
 )
+from shared.engines.options import option_errors
 
 MAX_COUNT = 100_000
 MAX_DAYS = 36_500
@@ -68,6 +69,12 @@ class DatabaseCreateSchema(_Editable):
     engine = ma.fields.String(required=True, validate=validate.OneOf(ENGINES))
     host = Text(required=True, validate=[validate.Length(min=1, max=255), NO_SPACES])
     database_name = Text(required=True, validate=validate.Length(min=1, max=255))
+
+    @ma.validates_schema
+    def engine_options(self, data: dict[str, object], **_: object) -> None:
+        errors = option_errors(str(data["engine"]), data.get("options"))  # type: ignore[arg-type]
+        if errors:
+            raise ma.ValidationError({"options": {k: [v] for k, v in errors.items()}})
 
 
 class DatabasePatchSchema(_Editable):
