@@ -80,7 +80,7 @@ class Engine(ABC):
         """Return the command that reads one uncompressed dump on stdin into ``target``."""
         raise DumpError(f"restoring {self.name} backups is not supported")
 
-    def build_check(self) -> DumpCommand:
+    def build_check(self) -> DumpCommand | None:
         """Return a command that reads a dump on stdin and only checks it is readable."""
         raise DumpError(f"checking {self.name} archives is not supported")
 

@@ -53,6 +53,8 @@ ENGINE_OPTIONS: dict[str, dict[str, Check]] = {
         "replicaSet": _text,
         "oplog": _flag,
         "uri": _mongo_uri,
+        # false: restores skip index builds (FerretDB 1.x rejects the specs mongorestore sends)
+        "restore_indexes": _flag,
     },
 }
 

@@ -46,8 +46,12 @@ class PostgresEngine(Engine):
              "--exit-on-error", "--single-transaction", "--no-password"], target)
 
     def build_check(self) -> DumpCommand:
-        """``pg_restore --list`` reads the whole archive's table of contents from stdin."""
-        return DumpCommand(argv=[self.pg_restore, "--list"])
+        """``pg_restore --list`` of the newest installed client reads the archive from stdin.
+
+        The newest, since a pg_restore reads archives of its own and older versions.
+        """
+        client = choose_client(None, installed_clients(None))
+        return DumpCommand(argv=[client.pg_restore, "--list"])
 
     def tool_versions(self) -> dict[str, str]:
         """Return the pg_dump version line and, when known, the server's major."""

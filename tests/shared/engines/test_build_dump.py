@@ -30,9 +30,9 @@ def test_mongodump_streams_an_uncompressed_archive_of_one_database() -> None:
     assert command.argv[0] == "mongodump"
     assert "--archive" in command.argv and "--gzip" not in command.argv
     assert {"--host=db.example", "--port=27018", "--username=backup", "--db=app",
-            "--config={secrets}/mongodump.yaml"} <= set(command.argv)
+            "--config={secrets}/mongo.yaml"} <= set(command.argv)
     assert SECRET not in _everything_visible(command)
-    assert yaml.safe_load(command.secret_files["mongodump.yaml"]) == {"password": SECRET}
+    assert yaml.safe_load(command.secret_files["mongo.yaml"]) == {"password": SECRET}
     assert SECRET in command.secrets
 
 
@@ -55,7 +55,7 @@ def test_mongodump_uri_goes_in_the_config_file_with_its_password() -> None:
     command = MongoEngine().build_dump(mongo(uri=uri))
     assert "Uri%2FSecret" not in _everything_visible(command)
     assert not any(arg.startswith(("--host", "--port")) for arg in command.argv)
-    config = yaml.safe_load(command.secret_files["mongodump.yaml"])
+    config = yaml.safe_load(command.secret_files["mongo.yaml"])
     assert config == {"uri": uri, "password": SECRET}
     assert {"Uri%2FSecret", "Uri/Secret"} <= set(command.secrets)
     assert "--serverSelectionTimeout=15" in command.argv
@@ -70,7 +70,7 @@ def test_mongodump_leaves_a_uri_timeout_alone() -> None:
 def test_mongodump_without_password_writes_an_empty_config() -> None:
     target = Target(engine="mongodb", host="h", port=1, database_name="d")
     command = MongoEngine().build_dump(target)
-    assert yaml.safe_load(command.secret_files["mongodump.yaml"]) is None
+    assert yaml.safe_load(command.secret_files["mongo.yaml"]) is None
     assert not any(arg.startswith("--username") for arg in command.argv)
 
 
