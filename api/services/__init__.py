@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -14,6 +16,8 @@ from sqlalchemy import Select, func, select
 
 from shared.config import DATABASE_ID_PATTERN
 from shared.context import Context
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,3 +64,18 @@ def paginate(query: Select[Any], page: int, page_size: int) -> tuple[list[Any], 
             return [], total
         rows: list[Any] = list(session.scalars(query.offset(offset).limit(page_size)))
         return rows, total
+
+
+def enqueue(task: str, row_id: str, what: str, mark_failed: Callable[[str], None]) -> None:
+    """Send ``task`` for a committed row; if the broker refuses, fail the row and answer 503.
+
+    The row is recorded failed (never left pending forever) with a reason saying so.
+    """
+    context = ctx()
+    try:
+        assert context.celery is not None
+        context.celery.send_task(task, args=[row_id])
+    except Exception as exc:  # noqa: BLE001 - the broker's errors vary by transport
+        log.error("could not enqueue %s %s: %s", what, row_id, exc)
+        mark_failed(f"could not enqueue the {what}: the broker is unreachable")
+        abort(503, message=f"the broker is unreachable; the {what} was recorded as failed")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import abort, ctx, is_uuid, paginate
+from api.services import abort, ctx, enqueue, is_uuid, paginate
 from shared.catalog import effective
 from shared.errors import ArtifactNotFound, StorageError
 from shared.metrics import record_backup
@@ -55,13 +56,7 @@ def create_backup(database_id: str, trigger: str = "manual") -> Backup:
             session.add(backup)
     except IntegrityError:
         abort(409, message=f"a backup of {database_id!r} is already pending or running")
-    try:
-        assert context.celery is not None
-        context.celery.send_task("backups.run", args=[backup.id])
-    except Exception as exc:  # noqa: BLE001 - the broker's errors vary by transport
-        log.error("could not enqueue backup %s: %s", backup.id, exc)
-        _mark_failed(backup.id, "could not enqueue the backup: the broker is unreachable")
-        abort(503, message="the broker is unreachable; the backup was recorded as failed")
+    enqueue("backups.run", backup.id, "backup", partial(_mark_failed, backup.id))
     return backup
 
 

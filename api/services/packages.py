@@ -6,12 +6,13 @@ import logging
 import posixpath
 from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.services import abort, ctx, is_uuid, paginate
+from api.services import abort, ctx, enqueue, is_uuid, paginate
 from shared.errors import ArtifactNotFound, StorageError
 from shared.models import Database, Package, utcnow
 from shared.packages import new_package
@@ -50,13 +51,7 @@ def create_package(database_ids: list[str] | None, fmt: str | None) -> Package:
         package = new_package(fmt=fmt or context.settings.package.compression,
                               storage_kind=context.storage.kind, database_ids=database_ids)
         session.add(package)
-    try:
-        assert context.celery is not None
-        context.celery.send_task("packages.run", args=[package.id])
-    except Exception as exc:  # noqa: BLE001 - the broker's errors vary by transport
-        log.error("could not enqueue package %s: %s", package.id, exc)
-        _mark_failed(package.id, "could not enqueue the package: the broker is unreachable")
-        abort(503, message="the broker is unreachable; the package was recorded as failed")
+    enqueue("packages.run", package.id, "package", partial(_mark_failed, package.id))
     return package
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 
-from api.services import abort, ctx, is_uuid, paginate
+from api.services import abort, ctx, enqueue, is_uuid, paginate
 from shared.models import Backup, Database, Restore, utcnow
 
 log = logging.getLogger(__name__)
@@ -37,17 +38,15 @@ def request(backup_id: str, kind: str, target_database_id: str | None = None,
                       target_database_id=target_id, confirm=confirm, status="pending",
                       created_at=utcnow(), details={})
         session.add(row)
-    try:
-        assert context.celery is not None
-        context.celery.send_task("restores.run", args=[row.id])
-    except Exception as exc:  # noqa: BLE001 - the broker's errors vary by transport
-        log.error("could not enqueue restore %s: %s", row.id, exc)
-        with context.db.session() as session:
-            failed = session.get(Restore, row.id)
-            if failed is not None:
-                failed.status, failed.error = "failed", "could not enqueue: broker unreachable"
-        abort(503, message="the broker is unreachable; the request was recorded as failed")
+    enqueue("restores.run", row.id, kind, partial(_mark_failed, row.id))
     return row
+
+
+def _mark_failed(restore_id: str, message: str) -> None:
+    with ctx().db.session() as session:
+        row = session.get(Restore, restore_id)
+        if row is not None and row.status == "pending":
+            row.status, row.error, row.finished_at = "failed", message, utcnow()
 
 
 def list_restores(filters: dict[str, Any], page: int,
