@@ -22,6 +22,7 @@ from tests.services import (
     Process,
     Redis,
     free_port,
+    silent_tcp_server,
     wait_http,
 )
 
@@ -177,3 +178,10 @@ def stack(workdir: Path, pg: PostgresCluster, redis: Redis) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def api(stack: Stack) -> Client:
     return stack.client
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP server that accepts and never answers: a dump tool hangs until its timeout."""
+    with silent_tcp_server() as port:
+        yield port

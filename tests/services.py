@@ -11,9 +11,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,3 +164,50 @@ class Process:
 
 def wait_http(url: str, timeout: float = 60) -> None:
     wait_for(lambda: requests.get(url, timeout=2).status_code == 200, timeout, url)
+
+
+def closed_port() -> int:
+    """Return a port on 127.0.0.1 where nothing listens (connections are refused)."""
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cmdlines() -> Iterator[str]:
+    """Yield the command line of every process, as ``ps`` would show it."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            yield raw.replace(b"\0", b" ").decode(errors="replace")
+
+
+@contextmanager
+def silent_tcp_server() -> Iterator[int]:
+    """Yield the port of a TCP server that accepts and never answers (clients hang)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        server.close()

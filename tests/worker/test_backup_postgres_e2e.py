@@ -5,17 +5,22 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import socket
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import zstandard
 
 from tests.conftest import Client, Stack
-from tests.services import PG_BIN, PG_PASSWORD, PG_USER, PostgresCluster
+from tests.services import (
+    PG_BIN,
+    PG_PASSWORD,
+    PG_USER,
+    PostgresCluster,
+    closed_port,
+    cmdlines,
+)
 
 SEED_SQL = """
 CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, born date,
@@ -114,8 +119,8 @@ def test_wrong_password_fails_readably_and_leaves_nothing(
 
 def test_unreachable_database_fails_with_a_reason(api: Client, stack: Stack,
                                                   pg: PostgresCluster) -> None:
-    closed_port = _closed_port()
-    db_id = api.register_postgres(pg, "shop", host="127.0.0.1", port=closed_port)
+    port = closed_port()
+    db_id = api.register_postgres(pg, "shop", host="127.0.0.1", port=port)
     backup = api.wait_backup(api.post("/backups", json={"database_id": db_id}).json()["id"])
     assert backup["status"] == "failed"
     assert "Connection refused" in backup["error"] or "connection" in backup["error"].lower()
@@ -129,31 +134,6 @@ def test_missing_database_on_server_fails(api: Client, stack: Stack, pg: Postgre
     assert 'database "no_such_database" does not exist' in backup["error"]
 
 
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A TCP server that accepts and never answers: pg_dump hangs until its timeout."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in accepted:
-        conn.close()
-    server.close()
 
 
 def test_one_backup_at_a_time_and_password_never_on_the_command_line(
@@ -170,7 +150,7 @@ def test_one_backup_at_a_time_and_password_never_on_the_command_line(
     # While pg_dump hangs on the silent server, look at every process's command line.
     seen_pg_dump = False
     for _ in range(50):
-        for cmdline in _cmdlines():
+        for cmdline in cmdlines():
             if "pg_dump" in cmdline:
                 seen_pg_dump = True
                 assert secret not in cmdline
@@ -207,18 +187,3 @@ def test_config_managed_database_backs_up(api: Client, stack: Stack) -> None:
         api.post("/backups", json={"database_id": "config-managed"}).json()["id"])
     assert backup["status"] == "completed", backup["error"]
 
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _cmdlines() -> Iterator[str]:
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            yield raw.replace(b"\0", b" ").decode(errors="replace")

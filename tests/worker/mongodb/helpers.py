@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from tests.conftest import Client, Stack
@@ -43,17 +39,3 @@ def assert_failed_cleanly(backup: dict[str, Any], stack: Stack, db_id: str, api:
     assert api.get(f"/backups/{backup['id']}/download").status_code == 409
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cmdlines() -> Iterator[str]:
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            yield raw.replace(b"\0", b" ").decode(errors="replace")

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import Client, Stack, start_stack
 from tests.ferretdb import FerretDB, path_without
-from tests.services import PG_USER, PostgresCluster, Redis
+from tests.services import PG_USER, PostgresCluster, Redis, closed_port, cmdlines
 from tests.worker.mongodb.helpers import (
     assert_failed_cleanly,
-    closed_port,
-    cmdlines,
     register,
     stop,
     take_backup,
@@ -88,31 +82,6 @@ def test_uri_password_is_redacted_from_the_error(api: Client, mongo_stack: Stack
     assert secret not in json.dumps(api.get(f"/databases/{db_id}").json())
 
 
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A TCP server that accepts and never answers: mongodump waits for server selection."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in accepted:
-        conn.close()
-    server.close()
 
 
 def test_password_never_on_the_command_line(api: Client, ferret: FerretDB,
