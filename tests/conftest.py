@@ -25,6 +25,9 @@ from tests.services import (
     wait_http,
 )
 
+# The MinIO server fixtures (a real S3 peer).
+pytest_plugins = ["tests.minio"]
+
 
 @pytest.fixture(scope="session")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
