@@ -57,7 +57,7 @@ def client_config(settings: S3Settings, *, probe: bool = False) -> Config:
         s3={"addressing_style": style},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        retries={"max_attempts": 1 if probe else 5, "mode": "standard"},
+        retries={"max_attempts": 1 if probe else 4, "mode": "standard"},
         connect_timeout=3 if probe else 10,
         read_timeout=10 if probe else 120,
     )
