@@ -83,6 +83,8 @@ class S3Storage(Storage):
         self.endpoint = display_endpoint(settings)
         self._part_size = part_size
         self._concurrency = concurrency
+        # One session for both clients: the S3 service model is loaded once.
+        self._session = boto3.session.Session()
         self._client = self._make_client(probe=False)
         self._probe = self._make_client(probe=True)
         self._bucket_ready = not settings.create_bucket
@@ -91,7 +93,7 @@ class S3Storage(Storage):
 
     def _make_client(self, *, probe: bool) -> Any:
         region = self.settings.region or ("us-east-1" if self.settings.endpoint_url else None)
-        return boto3.session.Session().client(
+        return self._session.client(
             "s3", endpoint_url=self.settings.endpoint_url, region_name=region,
             aws_access_key_id=self.settings.access_key,
             aws_secret_access_key=self.settings.secret_key,

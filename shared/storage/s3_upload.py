@@ -9,10 +9,13 @@ a single ``PutObject`` at the end, which is atomic too.
 
 from __future__ import annotations
 
+import io
 import logging
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import accumulate
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
@@ -24,11 +27,14 @@ GiB = 1024 * MiB
 MIN_PART_SIZE = 5 * MiB  # S3's floor for every part but the last
 MAX_PART_SIZE = 5 * GiB
 MAX_PARTS = 10_000
-DEFAULT_PART_SIZE = 16 * MiB
+DEFAULT_PART_SIZE = 8 * MiB
 # Without a size hint the part size grows by one base step every GROWTH_EVERY parts:
-# 16 MiB parts cover the first 7.8 GiB, and 10,000 parts hold ~1.6 TiB (a 1 TB
-# backup ends near part 7,400 with 240 MiB parts). Small backups keep small buffers.
-GROWTH_EVERY = 500
+# 8 MiB parts cover the first 1.9 GiB, and 10,000 parts hold ~1.6 TiB (a 1 TB backup
+# ends near part 7,750 with 248 MiB parts). Small backups keep small buffers.
+GROWTH_EVERY = 250
+# Bytes of parts being sent at once, beside the one filling: two 8 MiB parts overlap
+# hashing with the network; once parts grow, one at a time keeps memory bounded.
+IN_FLIGHT_BYTES = 16 * MiB
 # CopyObject copies at most 5 GiB in one request; above it s3transfer copies in parts.
 COPY_THRESHOLD = 5 * GiB
 
@@ -45,6 +51,50 @@ def part_size(number: int, base: int = DEFAULT_PART_SIZE, size_hint: int | None 
         base = max(base, -(-size_hint // (MAX_PARTS * 2 // 3)))
     base = max(MIN_PART_SIZE, -(-base // MiB) * MiB)
     return min(MAX_PART_SIZE, base * (1 + (number - 1) // GROWTH_EVERY))
+
+
+class ChunksReader(io.RawIOBase):
+    """A seekable file over a list of chunks, so a part is sent without a joined copy.
+
+    botocore reads a body more than once (payload signing, retries), hence ``seek``.
+    """
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+        self._starts = list(accumulate((len(c) for c in chunks), initial=0))
+        self._size = self._starts[-1]
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = min(max(0, base + offset), self._size)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        written = 0
+        index = bisect_right(self._starts, self._pos) - 1
+        while written < len(view) and self._pos < self._size:
+            chunk = self._chunks[index]
+            offset = self._pos - self._starts[index]
+            count = min(len(chunk) - offset, len(view) - written)
+            view[written:written + count] = memoryview(chunk)[offset:offset + count]
+            written += count
+            self._pos += count
+            index += 1
+        return written
 
 
 class MultipartWriter:
@@ -134,8 +184,8 @@ class MultipartWriter:
             Bucket=self._bucket, Key=self._key, **kwargs)
         return result
 
-    def _take(self) -> bytes:
-        body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+    def _take(self) -> ChunksReader:
+        body = ChunksReader(self._chunks)
         self._chunks = []
         self._buffered = 0
         return body
@@ -146,7 +196,9 @@ class MultipartWriter:
                 self._upload_id = self._call("create_multipart_upload", **self._extra)["UploadId"]
                 self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="s3-part")
             # Bound memory: wait for the oldest part before buffering another.
-            while len(self._in_flight) >= self._concurrency:
+            size = part_size(self._submitted + 1, self._base, self._hint)
+            limit = max(1, min(self._concurrency, IN_FLIGHT_BYTES // size))
+            while len(self._in_flight) >= limit:
                 self._parts.append(self._in_flight.popleft().result())
         except Exception as exc:
             raise self._describe(exc, f"cannot upload {self._key}") from exc
@@ -155,7 +207,7 @@ class MultipartWriter:
         self._in_flight.append(self._pool.submit(self._upload_part, self._submitted,
                                                  self._take()))
 
-    def _upload_part(self, number: int, body: bytes) -> dict[str, Any]:
+    def _upload_part(self, number: int, body: ChunksReader) -> dict[str, Any]:
         response = self._call("upload_part", UploadId=self._upload_id, PartNumber=number,
                               Body=body)
         return {"PartNumber": number, "ETag": response["ETag"]}

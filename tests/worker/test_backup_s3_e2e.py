@@ -23,7 +23,7 @@ from tests.worker.test_backup_postgres_e2e import (
 PREFIX = "e2e"
 WRONG_SECRET = "wrong-Secret-Key-5519"
 # Rows of incompressible-enough text: with compression "none" the dump is ~40 MB,
-# so it crosses the 16 MiB part size and goes up as a real multipart upload.
+# so it crosses the 8 MiB part size and goes up as a real multipart upload.
 BIG_SQL = """
 CREATE TABLE blobs (id int PRIMARY KEY, body text);
 INSERT INTO blobs SELECT g, repeat(md5(g::text), 40) FROM generate_series(1, 32000) g;

@@ -149,7 +149,7 @@ def _capacities(**kw: int) -> list[int]:
 
 
 def test_parts_grow_so_a_terabyte_fits_in_10000_parts() -> None:
-    assert part_size(1) == 16 * MiB
+    assert part_size(1) == 8 * MiB
     capacities = _capacities()
     assert capacities[-1] > 1.5 * 2**40  # over 1.5 TiB without a size hint
     assert all(MIN_PART_SIZE <= part_size(n) <= MAX_PART_SIZE for n in (1, 9999, 10000))
@@ -157,5 +157,5 @@ def test_parts_grow_so_a_terabyte_fits_in_10000_parts() -> None:
     needed = next(n for n, total in enumerate(capacities, 1) if total >= 10**12)
     assert needed < MAX_PARTS and part_size(needed) <= 256 * MiB
     # A size hint picks a larger first part right away.
-    assert part_size(1, size_hint=5 * 2**40) > 16 * MiB
+    assert part_size(1, size_hint=5 * 2**40) > 8 * MiB
     assert _capacities(size_hint=5 * 2**40)[MAX_PARTS // 2] > 5 * 2**40
