@@ -7,7 +7,8 @@ database whose uncompressed custom-format dump is about ``--gb`` GB, then, per r
   streams ``pg_dump`` → MD5 + SHA-256 → our multipart writer → MinIO. Wall time from
   the POST to ``completed``.
 - **writer**: our S3 writer alone in a fresh process, fed the same bytes from a file in
-  1 MiB chunks with MD5 + SHA-256, as the pipeline does.
+  1 MiB chunks with MD5 + SHA-256, as the pipeline does; **writer-raw** without the
+  hashing and **hashing** without the upload, to show where the time goes.
 - **upload_file** (the baseline): a fresh process runs boto3's ``upload_file`` of the
   same bytes (the artifact downloaded to a local file), default ``TransferConfig``.
 - **staged**: what peer tools do — ``pg_dump > file`` then ``upload_file``.
@@ -38,6 +39,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 MiB = 1024 * 1024
 
 
+MODES = {
+    "upload_file": "baseline boto3 upload_file (file on disk)",
+    "writer-raw": "our S3 writer alone, file -> multipart",
+    "writer": "our S3 writer, file -> MD5+SHA-256 -> multipart",
+    "hashing": "MD5+SHA-256 of the file only, no upload",
+    "backup": "backup via API: pg_dump -> MD5+SHA-256 -> S3",
+    "staged": "staged: pg_dump > file, then upload_file",
+}
+
+
 def _vmhwm_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -54,14 +65,21 @@ def child(mode: str, path: str, endpoint: str, bucket: str, key: str) -> None:
     settings = S3Settings(bucket=bucket, endpoint_url=endpoint,
                           access_key=os.environ["BENCH_S3_USER"], secret_key=secret)
     started = time.perf_counter()
-    if mode == "writer":
+    if mode in ("writer", "writer-raw", "hashing"):
         storage = S3Storage(settings)
         digests = Digests()
-        with open(path, "rb") as source, storage.writer(key) as out:
-            while chunk := source.read(MiB):
-                digests.update(chunk)
-                out.write(chunk)
-            out.set_metadata({"checksum-md5": digests.md5, "checksum-sha256": digests.sha256})
+        with open(path, "rb") as source:
+            if mode == "hashing":
+                while chunk := source.read(MiB):
+                    digests.update(chunk)
+            else:
+                with storage.writer(key) as out:
+                    while chunk := source.read(MiB):
+                        if mode == "writer":
+                            digests.update(chunk)
+                        out.write(chunk)
+                    out.set_metadata({"checksum-md5": digests.md5,
+                                      "checksum-sha256": digests.sha256})
     else:
         import boto3
 
@@ -120,9 +138,8 @@ def main() -> None:
         stack = start_stack(root / "stack", pg, redis, config=config)
         db_id = stack.client.register_postgres(pg, "bench")
         local = root / "artifact.dump"
-        times: dict[str, list[float]] = {"backup": [], "writer": [], "upload_file": [],
-                                         "staged": []}
-        rss: dict[str, float] = {"writer": 0.0, "upload_file": 0.0}
+        times: dict[str, list[float]] = {name: [] for name in MODES}
+        rss: dict[str, float] = {name: 0.0 for name in MODES}
         size = 0
         for run in range(args.runs):
             started = time.perf_counter()
@@ -134,7 +151,7 @@ def main() -> None:
             if run == 0:
                 s3.download_file(bucket, backup["storage_key"], str(local))
             stack.client.delete(f"/backups/{backup_id}")
-            for mode in ("upload_file", "writer"):
+            for mode in ("upload_file", "writer", "writer-raw", "hashing"):
                 result = run_child(mode, local, minio.endpoint, bucket, f"{mode}-{run}")
                 times[mode].append(result["seconds"])
                 rss[mode] = max(rss[mode], result["rss_mb"])
@@ -169,18 +186,13 @@ def report(args: argparse.Namespace, size: int, times: dict[str, list[float]],
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"{platform.python_implementation()} {platform.python_version()}; runs: {args.runs}")
     print(f"artifact: {size / 1e9:.2f} GB (pg_dump -Fc, compression none)")
-    labels = {
-        "upload_file": "baseline boto3 upload_file (file on disk)",
-        "writer": "our S3 writer, file -> MD5+SHA-256 -> multipart",
-        "backup": "backup via API: pg_dump -> MD5+SHA-256 -> S3",
-        "staged": "staged: pg_dump > file, then upload_file",
-    }
-    for name, label in labels.items():
+    for name, label in MODES.items():
         ratio = speed[name] / speed["upload_file"]
         print(f"{label}: median {median[name]:.1f}s {[round(t, 1) for t in times[name]]}, "
               f"{speed[name]:.0f} MB/s, throughput ratio vs upload_file {ratio:.2f}")
     print(f"peak RSS: worker {worker_rss:.0f} MB (target < 200 MB); writer process "
-          f"{rss['writer']:.0f} MB; upload_file process {rss['upload_file']:.0f} MB")
+          f"{rss['writer']:.0f} MB; upload_file process {rss['upload_file']:.0f} MB; "
+          f"hashing only {rss['hashing']:.0f} MB")
 
 
 if __name__ == "__main__":
