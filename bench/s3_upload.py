@@ -7,8 +7,10 @@ database whose uncompressed custom-format dump is about ``--gb`` GB, then, per r
   streams ``pg_dump`` → MD5 + SHA-256 → our multipart writer → MinIO. Wall time from
   the POST to ``completed``.
 - **writer**: our S3 writer alone in a fresh process, fed the same bytes from a file in
-  1 MiB chunks with MD5 + SHA-256, as the pipeline does; **writer-raw** without the
-  hashing and **hashing** without the upload, to show where the time goes.
+  1 MiB chunks with MD5 + SHA-256, as the pipeline does, then the checksums set as
+  object metadata (a server-side copy); **writer-nocopy** with ``object_metadata:
+  false``, **writer-raw** without hashing or metadata, and **hashing** without the
+  upload, to show where the time goes.
 - **upload_file** (the baseline): a fresh process runs boto3's ``upload_file`` of the
   same bytes (the artifact downloaded to a local file), default ``TransferConfig``.
 - **staged**: what peer tools do — ``pg_dump > file`` then ``upload_file``.
@@ -42,7 +44,8 @@ MiB = 1024 * 1024
 MODES = {
     "upload_file": "baseline boto3 upload_file (file on disk)",
     "writer-raw": "our S3 writer alone, file -> multipart",
-    "writer": "our S3 writer, file -> MD5+SHA-256 -> multipart",
+    "writer-nocopy": "our S3 writer, file -> MD5+SHA-256 -> multipart, object_metadata off",
+    "writer": "our S3 writer, file -> MD5+SHA-256 -> multipart + metadata copy",
     "hashing": "MD5+SHA-256 of the file only, no upload",
     "backup": "backup via API: pg_dump -> MD5+SHA-256 -> S3",
     "staged": "staged: pg_dump > file, then upload_file",
@@ -65,7 +68,9 @@ def child(mode: str, path: str, endpoint: str, bucket: str, key: str) -> None:
     settings = S3Settings(bucket=bucket, endpoint_url=endpoint,
                           access_key=os.environ["BENCH_S3_USER"], secret_key=secret)
     started = time.perf_counter()
-    if mode in ("writer", "writer-raw", "hashing"):
+    if mode.startswith("writer") or mode == "hashing":
+        if mode == "writer-nocopy":
+            settings = S3Settings(**{**vars(settings), "object_metadata": False})
         storage = S3Storage(settings)
         digests = Digests()
         with open(path, "rb") as source:
@@ -75,11 +80,12 @@ def child(mode: str, path: str, endpoint: str, bucket: str, key: str) -> None:
             else:
                 with storage.writer(key) as out:
                     while chunk := source.read(MiB):
-                        if mode == "writer":
+                        if mode != "writer-raw":
                             digests.update(chunk)
                         out.write(chunk)
-                    out.set_metadata({"checksum-md5": digests.md5,
-                                      "checksum-sha256": digests.sha256})
+                    if mode != "writer-raw":
+                        out.set_metadata({"checksum-md5": digests.md5,
+                                          "checksum-sha256": digests.sha256})
     else:
         import boto3
 
@@ -153,8 +159,8 @@ def main() -> None:
                 s3.download_file(bucket, backup["storage_key"], str(local))
             stack.client.delete(f"/backups/{backup_id}")
             # Rotate the order so no mode always runs right after a 2 GB upload.
-            modes = ["upload_file", "writer", "writer-raw", "hashing"]
-            for mode in modes[run % 4:] + modes[:run % 4]:
+            modes = ["upload_file", "writer", "writer-raw", "writer-nocopy", "hashing"]
+            for mode in modes[run % 5:] + modes[:run % 5]:
                 os.sync()
                 result = run_child(mode, local, minio.endpoint, bucket, f"{mode}-{run}")
                 times[mode].append(result["seconds"])

@@ -7,7 +7,9 @@ Compatibility choices:
   required": since botocore 1.36 the SDK otherwise sends CRC headers that R2, B2
   and older MinIO reject.
 - Metadata (the checksums) is attached after a multipart upload by a server-side
-  copy onto itself, because S3 fixes metadata before the first part.
+  copy onto itself, because S3 fixes metadata before the first part. The copy
+  rewrites the data on the server; ``object_metadata: false`` skips it (the
+  checksums stay on the row and in the sidecar).
 
 Error meaning (see ``shared.storage.base``): every message names the bucket and the
 endpoint, says whether the credentials, the bucket or the network is at fault, and
@@ -109,7 +111,8 @@ class S3Storage(Storage):
             self.check()
         upload = MultipartWriter(self._client, self.bucket, self._key(key), self._extra,
                                  self._describe, base_part_size=self._part_size,
-                                 size_hint=size_hint, concurrency=self._concurrency)
+                                 size_hint=size_hint, concurrency=self._concurrency,
+                                 copy_metadata=self.settings.object_metadata)
         try:
             yield upload
         except BaseException:

@@ -102,7 +102,8 @@ class MultipartWriter:
 
     def __init__(self, client: Any, bucket: str, key: str, extra_args: Mapping[str, str],
                  describe: Describe, *, base_part_size: int = DEFAULT_PART_SIZE,
-                 size_hint: int | None = None, concurrency: int = 2) -> None:
+                 size_hint: int | None = None, concurrency: int = 2,
+                 copy_metadata: bool = True) -> None:
         self._client = client
         self._bucket = bucket
         self._key = key
@@ -111,6 +112,7 @@ class MultipartWriter:
         self._base = base_part_size
         self._hint = size_hint
         self._concurrency = concurrency
+        self._copy_metadata = copy_metadata
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._upload_id: str | None = None
@@ -156,7 +158,7 @@ class MultipartWriter:
             raise self._describe(exc, f"cannot upload {self._key}") from exc
         finally:
             self._shutdown()
-        if self._metadata:
+        if self._metadata and self._copy_metadata:
             self._apply_metadata()
 
     def abort(self) -> None:
@@ -221,8 +223,9 @@ class MultipartWriter:
         """Set metadata known only at the end by copying the object onto itself.
 
         CreateMultipartUpload fixes metadata before the first part, when the
-        checksums are not known yet. The copy is server-side (MinIO only rewrites
-        metadata); if it fails the object is removed, so a failed write leaves nothing.
+        checksums are not known yet. The copy is server-side but rewrites the data
+        (AWS always; MinIO for an object uploaded in parts); if it fails the object
+        is removed, so a failed write leaves nothing.
         """
         source = {"Bucket": self._bucket, "Key": self._key}
         extra = {"Metadata": self._metadata, "MetadataDirective": "REPLACE", **self._extra}

@@ -40,6 +40,20 @@ def test_checksums_are_stored_as_object_metadata(minio: MinioServer, s3_bucket: 
     assert storage.metadata("db/a.dump") == checksums
 
 
+def test_object_metadata_false_skips_the_copy_of_multipart_objects(
+        minio: MinioServer, s3_bucket: str) -> None:
+    storage = S3Storage(minio.settings(s3_bucket, object_metadata=False),
+                        part_size=MIN_PART_SIZE)
+    for key, size in (("small", 10), ("large", MIN_PART_SIZE + 1)):
+        with storage.writer(key) as out:
+            out.write(b"z" * size)
+            out.set_metadata({"checksum-md5": "m"})
+    # A single PutObject carries metadata for free; a multipart object goes without.
+    assert storage.metadata("small") == {"checksum-md5": "m"}
+    assert storage.metadata("large") == {}
+    assert storage.size("large") == MIN_PART_SIZE + 1
+
+
 def test_prefix_places_keys_under_it_and_list_hides_it(minio: MinioServer,
                                                       s3_bucket: str) -> None:
     storage = S3Storage(minio.settings(s3_bucket, prefix="team/prod"))
