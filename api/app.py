@@ -7,7 +7,8 @@ import logging
 from flask import Flask
 
 from api.errors import Api
-from api.resources import backups, databases, restores, system
+from api.metrics import init_metrics
+from api.resources import backups, databases, packages, restores, retention, system
 from api.services import ApiContext
 from shared.catalog import upsert_config_databases
 from shared.config import Settings, load_settings
@@ -37,10 +38,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fla
         db.migrate()
     with db.session() as session:
         upsert_config_databases(session, settings)
+    celery = make_celery(settings)
     app.extensions["backup_api"] = ApiContext(
-        settings=settings, db=db, storage=make_storage(settings), celery=make_celery(settings))
+        settings=settings, db=db, storage=make_storage(settings), celery=celery)
+    init_metrics(app, db, settings, celery)
 
     api = Api(app)
-    for blueprint in (databases.blp, backups.blp, restores.blp, system.blp):
+    for blueprint in (databases.blp, backups.blp, restores.blp, packages.blp, retention.blp,
+                      system.blp):
         api.register_blueprint(blueprint)
     return app

@@ -8,6 +8,8 @@ apt_packages=()
 command -v redis-server >/dev/null || apt_packages+=(redis-server)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || apt_packages+=(postgresql-15 postgresql-client-15)
 command -v runuser >/dev/null || apt_packages+=(util-linux)
+command -v promtool >/dev/null || apt_packages+=(prometheus)  # real Prometheus + promtool
+command -v npm >/dev/null || apt_packages+=(npm)               # for dclint
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "test.sh: installing ${apt_packages[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -17,6 +19,11 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# dclint lints docker-compose.yml (tests/deploy); cached outside the checkout.
+dclint_dir="${BACKUP_API_CACHE:-$HOME/.cache/backup-api}/node"
+[ -x "$dclint_dir/node_modules/.bin/dclint" ] || npm install --prefix "$dclint_dir" \
+  --no-audit --no-fund --loglevel=error dclint@3.1.0 >&2
 
 if [ -f scripts/peers.sh ]; then
   BACKUP_API_PEERS_BIN="$(bash scripts/peers.sh)"

@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any
 
+from shared import logs
 from shared.catalog import effective
 from shared.config import DEFAULT_PORTS, Settings, load_settings
 from shared.errors import ConfigError
@@ -19,7 +20,8 @@ from shared.errors import ConfigError
 log = logging.getLogger("backup_api")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of every subcommand (the deployment files are checked against it)."""
     parser = argparse.ArgumentParser(prog="backup-api", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "API + worker + beat on one machine (embedded default)"),
@@ -36,15 +38,22 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply metadata DB migrations")
     check = sub.add_parser("check-config", help="validate a config and print effective settings")
     check.add_argument("path", nargs="?")
-    args = parser.parse_args(argv)
+    return parser
 
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    logs.configure()
     try:
         settings = load_settings(getattr(args, "path", None))
     except ConfigError as exc:
         print(f"backup-api: invalid configuration: {exc.message}", file=sys.stderr)
         return 2
+    for spec in settings.databases:
+        logs.add_secret(spec.password)
+    if settings.storage.s3:
+        logs.add_secret(settings.storage.s3.secret_key)
     handler = {"run": _run, "api": _api, "worker": _worker, "beat": _beat,
                "migrate": _migrate, "check-config": _check_config}[args.command]
     return handler(settings, args)
@@ -88,12 +97,55 @@ def _check_config(settings: Settings, _: argparse.Namespace) -> int:
             "database_name": spec.database_name, "package": spec.package,
             "enabled": spec.enabled, **vars(eff),
         })
+    report["tools"], missing = tool_report(settings)
     print(json.dumps(report, indent=2, default=str))
+    # A warning, not a failure: the file is valid, and it may be checked on a machine
+    # (CI, the API host) that never runs a dump.
+    for problem in missing:
+        print(f"backup-api: warning: {problem}", file=sys.stderr)
     return 0
+
+
+def tool_report(settings: Settings) -> tuple[dict[str, str], list[str]]:
+    """Locate each engine's dump tool; list as missing those a configured database needs."""
+    from shared.engines import ENGINE_CLASSES
+    from shared.errors import DumpError
+
+    needed: dict[str, list[str]] = {}
+    for spec in settings.databases:
+        if spec.enabled:
+            needed.setdefault(spec.engine, []).append(spec.id)
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for name, engine_class in ENGINE_CLASSES.items():
+        engine = engine_class()
+        try:
+            found[engine.tool] = engine.locate()
+        except DumpError as exc:
+            found[engine.tool] = f"missing: {exc.message}"
+            if name in needed:
+                missing.append(f"{exc.message} (needed by {', '.join(needed[name])})")
+    for spec in settings.databases:
+        if spec.enabled and spec.options.get("pg_bin_dir"):
+            try:
+                engine_class = ENGINE_CLASSES[spec.engine]
+                found[f"{spec.id}: pg_dump"] = engine_class().locate(spec.options)
+            except DumpError as exc:
+                missing.append(f"{spec.id}: {exc.message}")
+    return found, missing
 
 
 def _api(settings: Settings, args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
+
+    class _JsonGunicornLogger(Logger):  # type: ignore[misc]
+        """Gunicorn's own error and access logs, as JSON lines like every other log."""
+
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for handler in self.error_log.handlers + self.access_log.handlers:
+                handler.setFormatter(logs.JsonFormatter())
 
     from api.app import create_app
 
@@ -108,6 +160,7 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
             # Downloads of large backups stream for a long time.
             self.cfg.set("timeout", 0)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("logger_class", _JsonGunicornLogger)
 
         def load(self) -> Any:
             return app
@@ -120,8 +173,12 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from worker.celery_app import make_celery
 
     _prepare(settings)
+    for name, where in tool_report(settings)[0].items():
+        if where.startswith("missing"):
+            log.warning("%s %s: backups that need it will fail", name, where)
     app = make_celery(settings)
-    argv = ["worker", "--loglevel=INFO", "--without-mingle", "--without-gossip"]
+    # --quiet: no banner on stdout; every line a process writes is a JSON log line.
+    argv = ["--quiet", "worker", "--loglevel=INFO", "--without-mingle", "--without-gossip"]
     argv.append(f"--concurrency={args.concurrency or settings.global_.max_parallel_jobs}")
     if args.hostname:
         argv.append(f"--hostname={args.hostname}")
@@ -136,7 +193,7 @@ def _beat(settings: Settings, _: argparse.Namespace) -> int:
 
     _prepare(settings)
     app = make_celery(settings)
-    app.start(["beat", "--loglevel=INFO",
+    app.start(["--quiet", "beat", "--loglevel=INFO",
                f"--schedule={os.path.join(settings.runtime.data_dir, 'beat')}"])
     return 0
 

@@ -27,6 +27,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from shared.engines.options import option_errors
 from shared.errors import ConfigError
 
 ENGINES = ("postgres", "mongodb")
@@ -70,6 +71,9 @@ class GlobalSettings:
     max_parallel_jobs: int = 4
     timezone: str = "UTC"
     backup_time_limit: int = 6 * 3600
+    beat_interval: int = 30
+    heartbeat_timeout: int = 120
+    overdue_grace: int = 3600
 
 
 @dataclass(frozen=True)
@@ -166,12 +170,15 @@ class _Strict(Schema):
 class GlobalSchema(_Strict):
     schedule = fields.String(validate=validate_cron)
     compression = fields.String(validate=validate.OneOf(COMPRESSIONS))
-    retention_days = fields.Integer(validate=validate.Range(min=0))
-    max_backups = fields.Integer(validate=validate.Range(min=0))
-    min_backups = fields.Integer(validate=validate.Range(min=0))
+    retention_days = fields.Integer(validate=validate.Range(min=0, max=100_000))
+    max_backups = fields.Integer(validate=validate.Range(min=0, max=100_000))
+    min_backups = fields.Integer(validate=validate.Range(min=0, max=100_000))
     max_parallel_jobs = fields.Integer(validate=validate.Range(min=1, max=256))
     timezone = fields.String(validate=validate_timezone)
     backup_time_limit = fields.Integer(validate=validate.Range(min=10))
+    beat_interval = fields.Integer(validate=validate.Range(min=1, max=60))
+    heartbeat_timeout = fields.Integer(validate=validate.Range(min=4))
+    overdue_grace = fields.Integer(validate=validate.Range(min=0))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> GlobalSettings:
@@ -233,11 +240,17 @@ class DatabaseSchema(_Strict):
     schedule = fields.String(validate=validate_cron)
     timezone = fields.String(validate=validate_timezone)
     compression = fields.String(validate=validate.OneOf(COMPRESSIONS))
-    retention_days = fields.Integer(validate=validate.Range(min=0))
-    max_backups = fields.Integer(validate=validate.Range(min=0))
-    min_backups = fields.Integer(validate=validate.Range(min=0))
+    retention_days = fields.Integer(validate=validate.Range(min=0, max=100_000))
+    max_backups = fields.Integer(validate=validate.Range(min=0, max=100_000))
+    min_backups = fields.Integer(validate=validate.Range(min=0, max=100_000))
     package = fields.Boolean()
     enabled = fields.Boolean()
+
+    @validates_schema
+    def engine_options(self, data: dict[str, Any], **_: Any) -> None:
+        errors = option_errors(data["engine"], data.get("options"))
+        if errors:
+            raise ValidationError({"options": {k: [v] for k, v in errors.items()}})
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> DatabaseSpec:
@@ -249,8 +262,8 @@ class DatabaseSchema(_Strict):
 class PackageSchema(_Strict):
     schedule = fields.String(allow_none=True, validate=validate_cron)
     compression = fields.String(validate=validate.OneOf(PACKAGE_FORMATS))
-    retention_days = fields.Integer(validate=validate.Range(min=0))
-    max_packages = fields.Integer(validate=validate.Range(min=0))
+    retention_days = fields.Integer(validate=validate.Range(min=0, max=100_000))
+    max_packages = fields.Integer(validate=validate.Range(min=0, max=100_000))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> PackageSettings:

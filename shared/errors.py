@@ -31,6 +31,10 @@ class ArtifactNotFound(StorageError):
     """The requested key does not exist in storage."""
 
 
+class PackageError(BackupApiError):
+    """A package could not be built; the message is stored on the package row."""
+
+
 def redact(text: str, secrets: list[str | None]) -> str:
     """Return ``text`` with every non-empty secret replaced by ``***``."""
     for secret in secrets:

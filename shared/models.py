@@ -188,3 +188,17 @@ class Restore(Base):
         if self.started_at and self.finished_at:
             return round((self.finished_at - self.started_at).total_seconds(), 3)
         return None
+
+
+class ScheduleSlot(Base):
+    """The latest cron slot a periodic job fired for (``backup:<database id>``, ``retention``…).
+
+    Beat advances ``last_slot`` in the same transaction that records the work, so two
+    beats cannot both fire one slot, and after downtime only the latest slot is due.
+    """
+
+    __tablename__ = "schedule_slots"
+
+    job: Mapped[str] = mapped_column(String(128), primary_key=True)
+    last_slot: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -72,15 +72,18 @@ class Client:
     def delete(self, path: str, **kw: Any) -> requests.Response:
         return self.session.delete(self.base + path, timeout=30, **kw)
 
-    def wait_backup(self, backup_id: str, timeout: float = 120) -> dict[str, Any]:
-        """Poll until the backup leaves pending/running; return its final state."""
+    def wait_done(self, path: str, timeout: float = 120) -> dict[str, Any]:
+        """Poll ``path`` until its status leaves pending/running; return the final body."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            body = self.get(f"/backups/{backup_id}").json()
+            body = self.get(path).json()
             if body["status"] in ("completed", "failed"):
                 return body
             time.sleep(0.3)
-        raise AssertionError(f"backup {backup_id} still {body['status']} after {timeout}s")
+        raise AssertionError(f"{path} still {body['status']} after {timeout}s")
+
+    def wait_backup(self, backup_id: str, timeout: float = 120) -> dict[str, Any]:
+        return self.wait_done(f"/backups/{backup_id}", timeout)
 
     def register_postgres(self, pg: PostgresCluster, database: str, **extra: Any) -> str:
         db_id = extra.pop("id", f"pg-{uuid.uuid4().hex[:8]}")

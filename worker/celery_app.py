@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 from shared.config import Settings
 
@@ -25,6 +25,11 @@ def broker_options(settings: Settings) -> dict[str, Any]:
                 "processed_folder": os.path.join(folder, "processed"),
                 "store_processed": False}
     return {"visibility_timeout": settings.global_.backup_time_limit + 3600}
+
+
+@signals.setup_logging.connect(weak=False)
+def _keep_our_logging(**_: Any) -> None:
+    """Leave logging as ``shared.logs.configure`` set it: JSON lines, secrets redacted."""
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -48,5 +53,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,
+        # The schedule lives in the metadata DB; see worker/scheduler.py.
+        beat_scheduler="worker.scheduler:DatabaseScheduler",
     )
     return app

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 
 from shared.catalog import target_of
 from shared.compression import EXTENSIONS, make_compressor
 from shared.context import Context
-from shared.engines import get_engine, run_dump
+from shared.engines import HEAD_BYTES, get_engine, run_dump
 from shared.errors import BackupError, DumpError, redact
 from shared.hashing import Digests
+from shared.logs import add_secret, event
+from shared.metrics import record_backup
 from shared.models import Backup, Database, utcnow
 from shared.storage import Storage
+from worker.retention import run_retention
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,7 @@ class Stored:
     md5: str
     sha256: str
     raw_size: int
+    tools: dict[str, str]
 
 
 def artifact_key(database_id: str, engine: str, compression: str, backup_id: str,
@@ -54,11 +61,15 @@ def run_backup(ctx: Context, backup_id: str) -> None:
         log.info("backup %s is not pending; nothing to do", backup_id)
         return
     secrets = [database.password] if database else []
+    add_secret(database.password if database else None)
+    log.info("backup %s of %s started", backup.id, backup.database_id,
+             extra=_fields(backup, "start"))
     try:
         if database is None:
             raise BackupError(f"database {backup.database_id} no longer exists")
         assert backup.storage_key is not None
-        stored = dump_to_storage(ctx, backup, database)
+        with _heartbeat(ctx, backup.id):
+            stored = dump_to_storage(ctx, backup, database)
         ctx.storage.write_sidecar(backup.storage_key, _sidecar(backup, stored))
     except BackupError as exc:
         _fail(ctx, backup, redact(exc.message, secrets))
@@ -73,12 +84,13 @@ def run_backup(ctx: Context, backup_id: str) -> None:
 
 def dump_to_storage(ctx: Context, backup: Backup, database: Database) -> Stored:
     """Stream the engine's dump through the compressor into storage, hashing the output."""
-    engine = get_engine(database.engine)
-    command = engine.build_dump(target_of(database))
+    target = target_of(database)
+    engine = get_engine(database.engine).resolve(target)
+    command = engine.build_dump(target)
     compressor = make_compressor(backup.compression)
     digests = Digests()
     raw_size = 0
-    last_beat = time.monotonic()
+    head = b""
     assert backup.storage_key is not None
     # The writer is outermost: if the dump fails when it ends, the writer sees the
     # error and discards the partial artifact instead of publishing it.
@@ -86,21 +98,22 @@ def dump_to_storage(ctx: Context, backup: Backup, database: Database) -> Stored:
         with run_dump(command) as dump:
             while chunk := dump.read(CHUNK):
                 raw_size += len(chunk)
+                if len(head) < HEAD_BYTES:
+                    head += chunk[:HEAD_BYTES - len(head)]
                 data = compressor.compress(chunk)
                 if data:
                     digests.update(data)
                     out.write(data)
-                if time.monotonic() - last_beat > HEARTBEAT_EVERY:
-                    _heartbeat(ctx, backup.id)
-                    last_beat = time.monotonic()
         # The tool exited 0 here; an empty stream is still a failure.
         if raw_size == 0:
             raise DumpError(f"{engine.tool} exited successfully but produced an empty dump")
+        engine.check_output(target, head)
         tail = compressor.flush()
         digests.update(tail)
         out.write(tail)
         out.set_metadata({"checksum-md5": digests.md5, "checksum-sha256": digests.sha256})
-    return Stored(size=digests.size, md5=digests.md5, sha256=digests.sha256, raw_size=raw_size)
+    return Stored(size=digests.size, md5=digests.md5, sha256=digests.sha256, raw_size=raw_size,
+                  tools=engine.tool_versions())
 
 
 def _claim(ctx: Context, backup_id: str) -> tuple[Backup | None, Database | None]:
@@ -125,32 +138,87 @@ def _claim(ctx: Context, backup_id: str) -> tuple[Backup | None, Database | None
         return backup, database
 
 
-def _heartbeat(ctx: Context, backup_id: str) -> None:
-    with ctx.db.session() as session:
-        session.execute(update(Backup).where(Backup.id == backup_id)
-                        .values(heartbeat_at=utcnow()))
+@contextmanager
+def _heartbeat(ctx: Context, backup_id: str) -> Iterator[None]:
+    """Write ``heartbeat_at`` from a thread while the body runs.
+
+    A thread, not the read loop: a dump may be silent for minutes (a lock wait, a
+    slow server) and still be alive. The thread dies with the process, which is how
+    the reaper (worker/reaper.py) tells a killed worker from a slow dump.
+    """
+    every = min(HEARTBEAT_EVERY, ctx.settings.global_.heartbeat_timeout / 4)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            try:
+                with ctx.db.session() as session:
+                    session.execute(update(Backup).where(Backup.id == backup_id)
+                                    .values(heartbeat_at=utcnow()))
+            except Exception as exc:  # noqa: BLE001 - retried on the next beat
+                log.warning("heartbeat of backup %s failed: %s", backup_id, exc)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{backup_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _complete(ctx: Context, backup: Backup, stored: Stored) -> None:
+    now = utcnow()
+    duration = _seconds(backup, now)
     with ctx.db.session() as session:
-        session.execute(
-            update(Backup).where(Backup.id == backup.id).values(
-                status="completed", finished_at=utcnow(), size_bytes=stored.size,
+        completed = cast(CursorResult[Any], session.execute(
+            update(Backup).where(Backup.id == backup.id, Backup.status == "running").values(
+                status="completed", finished_at=now, size_bytes=stored.size,
                 checksum_md5=stored.md5, checksum_sha256=stored.sha256, error=None)
-        )
-    log.info("backup %s of %s completed: %d bytes", backup.id, backup.database_id, stored.size)
+        )).rowcount
+        # Counted in the same transaction as the status, once per backup.
+        if completed:
+            record_backup(session, backup.database_id, backup.engine, "completed", duration)
+    if not completed:
+        # The reaper gave up on this backup (heartbeats stopped reaching the DB) and
+        # reported it failed; keep that answer and drop the artifact nobody points to.
+        log.warning("backup %s was failed meanwhile; discarding its artifact", backup.id)
+        assert backup.storage_key is not None
+        _discard(ctx.storage, backup.storage_key)
+        return
+    log.info("backup %s of %s completed: %d bytes", backup.id, backup.database_id, stored.size,
+             extra=_fields(backup, "complete", duration_seconds=duration,
+                           size_bytes=stored.size))
+    try:
+        run_retention(ctx, [backup.database_id])
+    except Exception:  # noqa: BLE001 - the backup itself succeeded
+        log.exception("retention after backup %s failed", backup.id)
 
 
 def _fail(ctx: Context, backup: Backup, message: str) -> None:
     if backup.storage_key:
         _discard(ctx.storage, backup.storage_key)
+    now = utcnow()
+    duration = _seconds(backup, now)
     with ctx.db.session() as session:
-        session.execute(
-            update(Backup).where(Backup.id == backup.id).values(
-                status="failed", finished_at=utcnow(), error=message, storage_key=None,
+        done = cast(CursorResult[Any], session.execute(
+            update(Backup).where(Backup.id == backup.id, Backup.status == "running").values(
+                status="failed", finished_at=now, error=message, storage_key=None,
                 size_bytes=None, checksum_md5=None, checksum_sha256=None)
-        )
-    log.warning("backup %s of %s failed: %s", backup.id, backup.database_id, message)
+        )).rowcount
+        if done:
+            record_backup(session, backup.database_id, backup.engine, "failed", duration)
+    log.warning("backup %s of %s failed: %s", backup.id, backup.database_id, message,
+                extra=_fields(backup, "fail", duration_seconds=duration, error=message))
+
+
+def _seconds(backup: Backup, now: datetime) -> float | None:
+    return round((now - backup.started_at).total_seconds(), 3) if backup.started_at else None
+
+
+def _fields(backup: Backup, stage: str, **more: object) -> dict[str, object]:
+    return event(stage, backup_id=backup.id, database_id=backup.database_id,
+                 engine=backup.engine, **more)
 
 
 def _discard(storage: Storage, key: str) -> None:
@@ -167,7 +235,7 @@ def _sidecar(backup: Backup, stored: Stored) -> dict[str, object]:
         "uncompressed_bytes": stored.raw_size, "checksum_md5": stored.md5,
         "checksum_sha256": stored.sha256, "created_at": backup.created_at.isoformat(),
         "started_at": backup.started_at.isoformat() if backup.started_at else None,
-        "finished_at": utcnow().isoformat(), "trigger": backup.trigger,
+        "finished_at": utcnow().isoformat(), "trigger": backup.trigger, "tools": stored.tools,
     }
 
 

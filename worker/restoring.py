@@ -2,8 +2,9 @@
 
 Both kinds recompute MD5 and SHA-256 of the stored bytes while streaming them and
 decompress on the fly:
-- ``verify`` feeds the dump to the engine's checker (``pg_restore --list``), so a
-  truncated or corrupt archive fails even when its checksums were recorded wrong;
+- ``verify`` feeds the dump to the engine's checker (``pg_restore --list``; MongoDB
+  ships no offline checker, so there the bytes, checksums and compression are checked),
+  so a truncated or corrupt archive fails even when its checksums were recorded wrong;
 - ``restore`` feeds it to the engine's restore tool against the target database,
   refusing a non-empty target unless the request said ``confirm``.
 """
@@ -11,8 +12,10 @@ decompress on the fly:
 from __future__ import annotations
 
 import logging
-from contextlib import closing
-from typing import Any
+import os
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from typing import IO, Any
 
 from sqlalchemy import update
 
@@ -62,6 +65,7 @@ def _perform(ctx: Context, restore: Restore, backup: Backup | None,
             raise BackupError(f"cannot restore a {backup.engine} backup into "
                               f"{target_db.engine} database {target_db.id!r}")
         target = target_of(target_db)
+        engine = engine.resolve(target)
         if not restore.confirm and not engine.is_empty(target):
             raise BackupError(f"target database {target_db.id!r} is not empty; repeat with "
                               "confirm: true to replace its contents")
@@ -75,12 +79,13 @@ def _perform(ctx: Context, restore: Restore, backup: Backup | None,
             "checksum_sha256": digests.sha256, "checksums_match": True}
 
 
-def _stream(ctx: Context, backup: Backup, command: DumpCommand) -> Digests:
-    """Feed the decompressed artifact to ``command`` while hashing the stored bytes."""
+def _stream(ctx: Context, backup: Backup, command: DumpCommand | None) -> Digests:
+    """Feed the decompressed artifact to ``command`` (or nowhere) while hashing it."""
     assert backup.storage_key is not None
     digests = Digests()
     decompressor = make_decompressor(backup.compression)
-    with closing(ctx.storage.open(backup.storage_key)) as stored, run_restore(command) as sink:
+    sink_cm = run_restore(command) if command is not None else _discard()
+    with closing(ctx.storage.open(backup.storage_key)) as stored, sink_cm as sink:
         while chunk := stored.read(CHUNK):
             digests.update(chunk)
             sink.write(decompressor.decompress(chunk))
@@ -88,6 +93,12 @@ def _stream(ctx: Context, backup: Backup, command: DumpCommand) -> Digests:
             raise BackupError(f"the artifact {backup.storage_key} is truncated "
                               f"({backup.compression} stream incomplete)")
     return digests
+
+
+@contextmanager
+def _discard() -> Iterator[IO[bytes]]:
+    with open(os.devnull, "wb") as sink:
+        yield sink
 
 
 def _source_name(ctx: Context, backup: Backup) -> str:

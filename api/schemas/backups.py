@@ -30,6 +30,8 @@ class BackupSchema(ma.Schema):
     engine = ma.fields.String()
     status = ma.fields.String()
     trigger = ma.fields.String()
+    scheduled_for = ma.fields.DateTime(allow_none=True, metadata={
+        "description": "the cron slot of a scheduled backup (null when manual)"})
     created_at = ma.fields.DateTime()
     started_at = ma.fields.DateTime(allow_none=True)
     finished_at = ma.fields.DateTime(allow_none=True)

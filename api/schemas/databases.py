@@ -13,33 +13,52 @@ from shared.config import (
     validate_cron,
     validate_timezone,
 )
+from shared.engines.options import option_errors
+
+MAX_COUNT = 100_000
+MAX_DAYS = 36_500
+NO_SPACES = validate.Regexp(r"^\S+$", error="must not contain spaces")
+
+
+class Text(ma.fields.String):
+    """A string without NUL or other control characters (PostgreSQL rejects NUL)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if any(ord(ch) < 32 for ch in text):
+            raise ma.ValidationError("must not contain control characters")
+        return text
 
 
 def _options_are_scalars(value: dict[str, object]) -> None:
     for key, item in value.items():
         if not isinstance(item, (str, int, float, bool)) or item is None:
             raise ma.ValidationError(f"option {key!r} must be a string, number or boolean")
+        if any(ord(ch) < 32 for ch in f"{key}{item}"):
+            raise ma.ValidationError(f"option {key!r} must not contain control characters")
 
 
 class _Editable(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    name = ma.fields.String(validate=validate.Length(min=1, max=255))
-    host = ma.fields.String(validate=validate.Length(min=1, max=255))
+    name = Text(validate=validate.Length(min=1, max=255))
+    host = Text(validate=[validate.Length(min=1, max=255), NO_SPACES])
     port = ma.fields.Integer(validate=validate.Range(min=1, max=65535))
-    username = ma.fields.String(allow_none=True, validate=validate.Length(max=255))
-    password = ma.fields.String(allow_none=True, load_only=True,
-                                validate=validate.Length(max=1024))
-    database_name = ma.fields.String(validate=validate.Length(min=1, max=255))
+    username = Text(allow_none=True, validate=validate.Length(max=255))
+    password = Text(allow_none=True, load_only=True, validate=validate.Length(max=1024))
+    database_name = Text(validate=validate.Length(min=1, max=255))
     options = ma.fields.Dict(keys=ma.fields.String(), validate=_options_are_scalars)
     schedule = ma.fields.String(allow_none=True, validate=validate_cron,
                                 metadata={"description": "cron; null means the global one"})
     timezone = ma.fields.String(allow_none=True, validate=validate_timezone)
     compression = ma.fields.String(allow_none=True, validate=validate.OneOf(COMPRESSIONS))
-    retention_days = ma.fields.Integer(allow_none=True, validate=validate.Range(min=0))
-    max_backups = ma.fields.Integer(allow_none=True, validate=validate.Range(min=0))
-    min_backups = ma.fields.Integer(allow_none=True, validate=validate.Range(min=0))
+    retention_days = ma.fields.Integer(allow_none=True,
+                                       validate=validate.Range(min=0, max=MAX_DAYS))
+    max_backups = ma.fields.Integer(allow_none=True,
+                                    validate=validate.Range(min=0, max=MAX_COUNT))
+    min_backups = ma.fields.Integer(allow_none=True,
+                                    validate=validate.Range(min=0, max=MAX_COUNT))
     package = ma.fields.Boolean()
     enabled = ma.fields.Boolean()
 
@@ -48,8 +67,14 @@ class DatabaseCreateSchema(_Editable):
     id = ma.fields.String(required=True, validate=validate.Regexp(DATABASE_ID_PATTERN,
                                                                   error=ID_ERROR))
     engine = ma.fields.String(required=True, validate=validate.OneOf(ENGINES))
-    host = ma.fields.String(required=True, validate=validate.Length(min=1, max=255))
-    database_name = ma.fields.String(required=True, validate=validate.Length(min=1, max=255))
+    host = Text(required=True, validate=[validate.Length(min=1, max=255), NO_SPACES])
+    database_name = Text(required=True, validate=validate.Length(min=1, max=255))
+
+    @ma.validates_schema
+    def engine_options(self, data: dict[str, object], **_: object) -> None:
+        errors = option_errors(str(data["engine"]), data.get("options"))  # type: ignore[arg-type]
+        if errors:
+            raise ma.ValidationError({"options": {k: [v] for k, v in errors.items()}})
 
 
 class DatabasePatchSchema(_Editable):

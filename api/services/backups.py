@@ -7,13 +7,14 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import abort, ctx, is_uuid
+from api.services import abort, ctx, is_uuid, paginate
 from shared.catalog import effective
 from shared.errors import ArtifactNotFound, StorageError
+from shared.metrics import record_backup
 from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
 
 log = logging.getLogger(__name__)
@@ -25,11 +26,7 @@ def list_backups(filters: dict[str, Any], page: int, page_size: int) -> tuple[li
     for name in ("database_id", "status"):
         if filters.get(name):
             query = query.where(getattr(Backup, name) == filters[name])
-    with ctx().db.session() as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(query.order_by(Backup.created_at.desc(), Backup.id.desc())
-                               .offset((page - 1) * page_size).limit(page_size)).all()
-        return list(rows), total
+    return paginate(query.order_by(Backup.created_at.desc(), Backup.id.desc()), page, page_size)
 
 
 def get_backup(backup_id: str) -> Backup:
@@ -117,3 +114,4 @@ def _mark_failed(backup_id: str, message: str) -> None:
         row = session.get(Backup, backup_id)
         if row is not None and row.status == "pending":
             row.status, row.error, row.finished_at = "failed", message, utcnow()
+            record_backup(session, row.database_id, row.engine, "failed", None)

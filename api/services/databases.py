@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.services import abort, ctx, is_database_id
+from api.services import abort, ctx, is_database_id, paginate
 from shared.catalog import effective
 from shared.config import DEFAULT_PORTS
+from shared.engines.options import option_errors, public_options
 from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
 
 
@@ -19,7 +20,7 @@ def present(db: Database) -> dict[str, Any]:
     return {
         "id": db.id, "name": db.name, "engine": db.engine, "host": db.host, "port": db.port,
         "username": db.username, "password_set": bool(db.password),
-        "database_name": db.database_name, "options": db.options or {},
+        "database_name": db.database_name, "options": public_options(db.options),
         "schedule": eff.schedule, "timezone": eff.timezone, "compression": eff.compression,
         "retention_days": eff.retention_days, "max_backups": eff.max_backups,
         "min_backups": eff.min_backups, "package": db.package, "enabled": db.enabled,
@@ -28,12 +29,9 @@ def present(db: Database) -> dict[str, Any]:
 
 
 def list_databases(page: int, page_size: int) -> tuple[list[dict[str, Any]], int]:
-    with ctx().db.session() as session:
-        total = session.scalar(select(func.count()).select_from(Database)) or 0
-        rows = session.scalars(select(Database).order_by(Database.created_at.desc(),
-                                                         Database.id)
-                               .offset((page - 1) * page_size).limit(page_size)).all()
-        return [present(row) for row in rows], total
+    rows, total = paginate(select(Database).order_by(Database.created_at.desc(), Database.id),
+                           page, page_size)
+    return [present(row) for row in rows], total
 
 
 def get_database(database_id: str) -> dict[str, Any]:
@@ -59,6 +57,9 @@ def update_database(database_id: str, changes: dict[str, Any]) -> dict[str, Any]
     with ctx().db.session() as session:
         row = _load(session, database_id)
         _refuse_config_managed(row, "changed")
+        if "options" in changes and (errors := option_errors(row.engine, changes["options"])):
+            abort(422, message="invalid input: " + "; ".join(
+                f"options.{key}: {problem}" for key, problem in errors.items()))
         for key, value in changes.items():
             setattr(row, key, value)
         row.updated_at = utcnow()

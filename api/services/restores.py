@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from api.services import abort, ctx, is_uuid
+from api.services import abort, ctx, is_uuid, paginate
 from shared.models import Backup, Database, Restore, utcnow
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,8 @@ def list_restores(filters: dict[str, Any], page: int,
         query = query.where(Restore.backup_id == str(filters["backup_id"]))
     if filters.get("status"):
         query = query.where(Restore.status == filters["status"])
-    with ctx().db.session() as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(query.order_by(Restore.created_at.desc(), Restore.id.desc())
-                               .offset((page - 1) * page_size).limit(page_size)).all()
-        return list(rows), total
+    return paginate(query.order_by(Restore.created_at.desc(), Restore.id.desc()),
+                    page, page_size)
 
 
 def get_restore(restore_id: str) -> Restore:

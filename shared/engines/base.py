@@ -22,6 +22,8 @@ from typing import IO, Any
 from shared.errors import DumpError, redact
 
 STDERR_TAIL = 1500
+# How much of a dump's beginning the pipeline keeps for Engine.check_output.
+HEAD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,25 @@ class Engine(ABC):
     def build_dump(self, target: Target) -> DumpCommand:
         """Return the command that writes one uncompressed dump to stdout."""
 
+    def resolve(self, target: Target) -> Engine:
+        """Return the engine to dump ``target`` with (e.g. the client matching its server).
+
+        May ask the server; raise ``DumpError`` when no usable client is installed.
+        """
+        return self
+
+    def check_output(self, target: Target, head: bytes) -> None:
+        """Raise ``DumpError`` if a non-empty dump that exited 0 is still unusable.
+
+        ``head`` holds the first bytes of the uncompressed dump (up to ``HEAD_BYTES``).
+        """
+        return None
+
     def build_restore(self, target: Target, source_database_name: str) -> DumpCommand:
         """Return the command that reads one uncompressed dump on stdin into ``target``."""
         raise DumpError(f"restoring {self.name} backups is not supported")
 
-    def build_check(self) -> DumpCommand:
+    def build_check(self) -> DumpCommand | None:
         """Return a command that reads a dump on stdin and only checks it is readable."""
         raise DumpError(f"checking {self.name} archives is not supported")
 
@@ -75,6 +91,22 @@ class Engine(ABC):
     def tool_versions(self) -> dict[str, str]:
         """Return ``{tool: version}`` of the client that dumps; empty if unknown."""
         return {}
+
+    def locate(self, options: dict[str, Any] | None = None) -> str:
+        """Describe the installed client (path, version); raise ``DumpError`` if missing."""
+        path = shutil.which(self.tool)
+        if path is None:
+            raise DumpError(f"{self.tool} not found: install it or put it on PATH")
+        return path
+
+
+def version_line(argv: list[str], prefix: str = "") -> str:
+    """Return the first line ``argv`` (a ``--version`` call) prints, minus ``prefix``."""
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.splitlines()[0].removeprefix(prefix).strip() if out.strip() else "unknown"
 
 
 def _materialize(command: DumpCommand, directory: str) -> tuple[list[str], dict[str, str]]:

@@ -1,8 +1,14 @@
-"""PostgreSQL: ``pg_dump --format=custom`` without its own compression."""
+"""PostgreSQL: ``pg_dump --format=custom`` without its own compression.
+
+``resolve`` picks the installed client matching the server (see ``pg_client``).
+"""
 
 from __future__ import annotations
 
-from shared.engines.base import DumpCommand, Engine, Target
+from typing import Any
+
+from shared.engines.base import DumpCommand, Engine, Target, version_line
+from shared.engines.pg_client import choose_client, installed_clients, server_major
 from shared.errors import DumpError, redact
 
 
@@ -14,9 +20,19 @@ class PostgresEngine(Engine):
     name = "postgres"
     tool = "pg_dump"
 
-    def __init__(self, pg_dump: str = "pg_dump", pg_restore: str = "pg_restore") -> None:
+    def __init__(self, pg_dump: str = "pg_dump", pg_restore: str = "pg_restore",
+                 server: int | None = None) -> None:
         self.pg_dump = pg_dump
         self.pg_restore = pg_restore
+        self.server = server
+
+    def resolve(self, target: Target) -> PostgresEngine:
+        """Return this engine bound to the smallest installed client >= the server's major."""
+        installed = installed_clients(target.options.get("pg_bin_dir"))
+        server = server_major(target)
+        client = choose_client(server, installed)
+        return PostgresEngine(pg_dump=client.pg_dump, pg_restore=client.pg_restore,
+                              server=server)
 
     def build_dump(self, target: Target) -> DumpCommand:
         """Build the ``pg_dump`` command; the password travels in a 0600 pgpass file."""
@@ -30,8 +46,25 @@ class PostgresEngine(Engine):
              "--exit-on-error", "--single-transaction", "--no-password"], target)
 
     def build_check(self) -> DumpCommand:
-        """``pg_restore --list`` reads the whole archive's table of contents from stdin."""
-        return DumpCommand(argv=[self.pg_restore, "--list"])
+        """``pg_restore --list`` of the newest installed client reads the archive from stdin.
+
+        The newest, since a pg_restore reads archives of its own and older versions.
+        """
+        client = choose_client(None, installed_clients(None))
+        return DumpCommand(argv=[client.pg_restore, "--list"])
+
+    def tool_versions(self) -> dict[str, str]:
+        """Return the pg_dump version line and, when known, the server's major."""
+        versions = {"pg_dump": version_line([self.pg_dump, "--version"], "pg_dump ")}
+        if self.server is not None:
+            versions["server_major"] = str(self.server)
+        return versions
+
+    def locate(self, options: dict[str, Any] | None = None) -> str:
+        """Describe the installed clients by major; raise ``DumpError`` if there is none."""
+        installed = installed_clients((options or {}).get("pg_bin_dir"))
+        choose_client(None, installed)  # raises when nothing is installed
+        return ", ".join(f"{major} ({path})" for major, path in sorted(installed.items()))
 
     def is_empty(self, target: Target) -> bool:
         """Count tables, views and sequences outside the system schemas."""

@@ -60,7 +60,8 @@ class Storage(ABC):
 
     @abstractmethod
     def delete(self, key: str) -> None:
-        """Delete ``key``; a missing key is not an error."""
+        """Delete ``key`` and what a killed writer of it left (a temporary file, an
+        unfinished multipart upload); a missing key is not an error."""
 
     @abstractmethod
     def list(self, prefix: str = "") -> Iterator[str]:

@@ -33,7 +33,8 @@ class LocalStorage(Storage):
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+            # Named after the key, so delete() can find what a killed writer left.
+            fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{path.name}.", dir=path.parent)
         except OSError as exc:
             raise StorageError(f"cannot write under {path.parent}: {exc.strerror}") from exc
         try:
@@ -67,6 +68,8 @@ class LocalStorage(Storage):
         path = self._path(key)
         try:
             path.unlink(missing_ok=True)
+            for partial in path.parent.glob(f"{_TMP_PREFIX}{path.name}.*"):
+                partial.unlink(missing_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot delete {path}: {exc.strerror}") from exc
         # Drop directories the deletion left empty, up to the root.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -18,14 +17,8 @@ SELECT 'book ' || g, 1900 + g % 120, jsonb_build_object('g', g) FROM generate_se
 CONTENT = "SELECT md5(string_agg(b::text, ',' ORDER BY b.id)) FROM books b"
 
 
-def wait_restore(api: Client, restore_id: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = api.get(f"/restores/{restore_id}").json()
-        if body["status"] in ("completed", "failed"):
-            return body
-        time.sleep(0.3)
-    raise AssertionError(f"restore {restore_id} did not finish")
+def wait_restore(api: Client, restore_id: str) -> dict[str, Any]:
+    return api.wait_done(f"/restores/{restore_id}")
 
 
 @pytest.fixture(scope="module")

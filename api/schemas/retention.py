@@ -1,0 +1,39 @@
+"""Retention payloads."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from shared.config import DATABASE_ID_PATTERN
+
+
+class RetentionRunSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    dry_run = ma.fields.Boolean(load_default=False, metadata={
+        "description": "list what would be deleted and why, delete nothing"})
+    database_id = ma.fields.String(validate=validate.Regexp(
+        DATABASE_ID_PATTERN, error="not a valid database id"), metadata={
+        "description": "only this database (default: every registered database)"})
+
+
+class RemovalSchema(ma.Schema):
+    backup_id = ma.fields.String()
+    database_id = ma.fields.String()
+    status = ma.fields.String()
+    created_at = ma.fields.DateTime()
+    reason = ma.fields.String()
+
+
+class RetentionErrorSchema(RemovalSchema):
+    error = ma.fields.String()
+
+
+class RetentionResultSchema(ma.Schema):
+    dry_run = ma.fields.Boolean()
+    count = ma.fields.Integer(metadata={"description": "backups deleted (or to delete)"})
+    backups = ma.fields.List(ma.fields.Nested(RemovalSchema))
+    errors = ma.fields.List(ma.fields.Nested(RetentionErrorSchema), metadata={
+        "description": "backups whose artifact could not be deleted; kept for the next run"})

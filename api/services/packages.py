@@ -1,0 +1,120 @@
+"""Create, read, delete and download packages."""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.services import abort, ctx, is_uuid, paginate
+from shared.errors import ArtifactNotFound, StorageError
+from shared.models import Database, Package, utcnow
+from shared.packages import new_package
+
+log = logging.getLogger(__name__)
+STREAM_CHUNK = 256 * 1024
+# worker.celery_app sets task_time_limit to the soft limit plus this.
+HARD_LIMIT_MARGIN = 120
+
+
+def list_packages(filters: dict[str, Any], page: int,
+                  page_size: int) -> tuple[list[Package], int]:
+    query = select(Package)
+    if filters.get("status"):
+        query = query.where(Package.status == filters["status"])
+    return paginate(query.order_by(Package.created_at.desc(), Package.id.desc()), page,
+                    page_size)
+
+
+def get_package(package_id: str) -> Package:
+    with ctx().db.session() as session:
+        return _load(session, package_id)
+
+
+def create_package(database_ids: list[str] | None, fmt: str | None) -> Package:
+    """Commit a pending row, then enqueue it; unknown database ids answer 404."""
+    context = ctx()
+    with context.db.session() as session:
+        if database_ids is not None:
+            known = set(session.scalars(select(Database.id)
+                                        .where(Database.id.in_(database_ids))))
+            unknown = [d for d in dict.fromkeys(database_ids) if d not in known]
+            if unknown:
+                abort(404, message="database_ids: unknown database "
+                                   + ", ".join(repr(d) for d in unknown))
+        package = new_package(fmt=fmt or context.settings.package.compression,
+                              storage_kind=context.storage.kind, database_ids=database_ids)
+        session.add(package)
+    try:
+        assert context.celery is not None
+        context.celery.send_task("packages.run", args=[package.id])
+    except Exception as exc:  # noqa: BLE001 - the broker's errors vary by transport
+        log.error("could not enqueue package %s: %s", package.id, exc)
+        _mark_failed(package.id, "could not enqueue the package: the broker is unreachable")
+        abort(503, message="the broker is unreachable; the package was recorded as failed")
+    return package
+
+
+def delete_package(package_id: str) -> None:
+    context = ctx()
+    with context.db.session() as session:
+        package = _load(session, package_id)
+        if package.status == "running" and not _abandoned(package):
+            abort(409, message=f"package {package_id} is running; wait for it to finish")
+        if package.storage_key:
+            try:
+                context.storage.delete_artifact(package.storage_key)
+            except StorageError as exc:
+                abort(502, message=f"could not delete the package: {exc.message}")
+        session.delete(package)
+
+
+def open_download(package_id: str) -> tuple[Package, str, int, Iterator[bytes]]:
+    """Return the row, a file name, the size, and a chunk iterator over the package."""
+    context = ctx()
+    package = get_package(package_id)
+    key = package.storage_key
+    if package.status != "completed" or not key:
+        abort(409, message=f"package {package_id} is {package.status}; only a completed "
+                           "package can be downloaded")
+    try:
+        size = context.storage.size(key)
+        handle = context.storage.open(key)
+    except ArtifactNotFound:
+        abort(410, message=f"the file of package {package_id} is missing from storage")
+    except StorageError as exc:
+        abort(502, message=exc.message)
+
+    def chunks() -> Iterator[bytes]:
+        with handle:
+            while data := handle.read(STREAM_CHUNK):
+                yield data
+
+    return package, posixpath.basename(key), size, chunks()
+
+
+def _abandoned(package: Package) -> bool:
+    """Tell whether a running package is past Celery's hard time limit, so no worker
+    can still be building it (its worker died): it may then be deleted."""
+    limit = ctx().settings.global_.backup_time_limit + HARD_LIMIT_MARGIN
+    started = package.started_at or package.created_at
+    return started < utcnow() - timedelta(seconds=limit)
+
+
+def _load(session: Session, package_id: str) -> Package:
+    row = session.get(Package, package_id) if is_uuid(package_id) else None
+    if row is None:
+        abort(404, message=f"package {package_id!r} not found")
+    return row
+
+
+def _mark_failed(package_id: str, message: str) -> None:
+    with ctx().db.session() as session:
+        row = session.get(Package, package_id)
+        if row is not None and row.status == "pending":
+            row.status, row.error, row.finished_at = "failed", message, utcnow()

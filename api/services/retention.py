@@ -1,0 +1,29 @@
+"""Run retention now, or show what it would delete."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from api.services import abort, ctx
+from shared.models import Database
+from worker.retention import Outcome, apply, plan
+
+
+def run(dry_run: bool, database_id: str | None) -> dict[str, Any]:
+    """Plan retention (for one database or all); apply it unless ``dry_run``."""
+    context = ctx()
+    ids = None
+    if database_id is not None:
+        with context.db.session() as session:
+            if session.get(Database, database_id) is None:
+                abort(404, message=f"database {database_id!r} not found")
+        ids = [database_id]
+    removals = plan(context, ids)
+    outcome = Outcome(removals=removals) if dry_run else apply(context, removals)
+    return {
+        "dry_run": dry_run,
+        "count": len(outcome.removals),
+        "backups": [asdict(r) for r in outcome.removals],
+        "errors": [{**asdict(r), "error": message} for r, message in outcome.errors],
+    }

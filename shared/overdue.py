@@ -1,0 +1,34 @@
+"""Whether a database's backups silently stopped: the ``backup_api_backup_overdue`` gauge.
+
+A database is overdue when its last successful backup is older than the schedule's
+interval plus a grace period (``global.overdue_grace``, seconds, default 3600).
+The interval is the gap between the fire times around the last success, in the
+schedule's own time zone, so irregular schedules work: with ``0 2 * * 1-5`` a
+Friday backup is next expected on Monday, not on Saturday. The grace absorbs a
+backup that takes longer or waits in the queue longer than the previous one.
+A database that never succeeded counts from when it was registered.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+
+def interval_around(schedule: str, timezone: str, when: datetime) -> timedelta:
+    """Return the gap between the fire times of ``schedule`` just before and after ``when``."""
+    local = when.astimezone(ZoneInfo(timezone))
+    after: datetime = croniter(schedule, local).get_next(datetime)
+    before: datetime = croniter(schedule, local + timedelta(microseconds=1)).get_prev(datetime)
+    # Subtract in UTC: aware datetimes of one zone subtract as wall-clock times across DST.
+    return after.astimezone(UTC) - before.astimezone(UTC)
+
+
+def is_overdue(schedule: str, timezone: str, last_success: datetime | None,
+               registered_at: datetime, now: datetime, grace_seconds: float) -> bool:
+    """Return whether the last success (or the registration) is older than interval + grace."""
+    baseline = last_success or registered_at
+    allowed = interval_around(schedule, timezone, baseline) + timedelta(seconds=grace_seconds)
+    return now - baseline > allowed

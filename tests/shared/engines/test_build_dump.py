@@ -1,0 +1,110 @@
+"""The pure command builders: what runs, and that no secret reaches the command line."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+import yaml
+
+from shared.engines import DumpCommand, Target, get_engine
+from shared.engines.mongodb import ARCHIVE_MAGIC, MongoEngine
+from shared.engines.postgres import PostgresEngine
+from shared.errors import DumpError
+
+SECRET = 'p@ss:w"ord #1\\ü'
+
+
+def _everything_visible(command: DumpCommand) -> str:
+    """The argv and environment a process list or /proc/PID/environ would show."""
+    return " ".join(command.argv) + " " + " ".join(f"{k}={v}" for k, v in command.env.items())
+
+
+def mongo(**options: object) -> Target:
+    return Target(engine="mongodb", host="db.example", port=27018, database_name="app",
+                  username="backup", password=SECRET, options=dict(options))
+
+
+def test_mongodump_streams_an_uncompressed_archive_of_one_database() -> None:
+    command = MongoEngine().build_dump(mongo())
+    assert command.argv[0] == "mongodump"
+    assert "--archive" in command.argv and "--gzip" not in command.argv
+    assert {"--host=db.example", "--port=27018", "--username=backup", "--db=app",
+            "--config={secrets}/mongo.yaml"} <= set(command.argv)
+    assert SECRET not in _everything_visible(command)
+    assert yaml.safe_load(command.secret_files["mongo.yaml"]) == {"password": SECRET}
+    assert SECRET in command.secrets
+
+
+def test_mongodump_options_map_to_flags() -> None:
+    command = MongoEngine().build_dump(mongo(authSource="admin", authMechanism="PLAIN",
+                                             tls=True, replicaSet="rs0"))
+    assert "--host=rs0/db.example" in command.argv
+    assert {"--authenticationDatabase=admin", "--authenticationMechanism=PLAIN",
+            "--ssl"} <= set(command.argv)
+
+
+def test_mongodump_oplog_dumps_the_whole_deployment() -> None:
+    argv = MongoEngine().build_dump(mongo(oplog=True)).argv
+    assert "--oplog" in argv
+    assert not any(arg.startswith("--db") for arg in argv)  # mongodump refuses both
+
+
+def test_mongodump_uri_goes_in_the_config_file_with_its_password() -> None:
+    uri = "mongodb://admin:Uri%2FSecret@h1:27017,h2:27017/?replicaSet=rs0"
+    command = MongoEngine().build_dump(mongo(uri=uri))
+    assert "Uri%2FSecret" not in _everything_visible(command)
+    assert not any(arg.startswith(("--host", "--port")) for arg in command.argv)
+    config = yaml.safe_load(command.secret_files["mongo.yaml"])
+    assert config == {"uri": uri, "password": SECRET}
+    assert {"Uri%2FSecret", "Uri/Secret"} <= set(command.secrets)
+    assert "--serverSelectionTimeout=15" in command.argv
+
+
+def test_mongodump_leaves_a_uri_timeout_alone() -> None:
+    uri = "mongodb://h:27017/?serverSelectionTimeoutMS=5000"
+    argv = MongoEngine().build_dump(mongo(uri=uri)).argv
+    assert not any(arg.startswith("--serverSelectionTimeout") for arg in argv)
+
+
+def test_mongodump_without_password_writes_an_empty_config() -> None:
+    target = Target(engine="mongodb", host="h", port=1, database_name="d")
+    command = MongoEngine().build_dump(target)
+    assert yaml.safe_load(command.secret_files["mongo.yaml"]) is None
+    assert not any(arg.startswith("--username") for arg in command.argv)
+
+
+def _archive(collections: int) -> bytes:
+    header = b"\x05\x00\x00\x00\x00"  # an empty BSON document
+    metadata = b"\x05\x00\x00\x00\x00" * collections
+    return struct.pack("<I", ARCHIVE_MAGIC) + header + metadata + b"\xff\xff\xff\xff"
+
+
+def test_archive_without_collections_is_a_failure() -> None:
+    with pytest.raises(DumpError, match="no collections in database 'app'"):
+        MongoEngine().check_output(mongo(), _archive(0))
+    MongoEngine().check_output(mongo(), _archive(2))
+
+
+def test_output_that_is_not_an_archive_is_a_failure() -> None:
+    with pytest.raises(DumpError, match="not an archive"):
+        MongoEngine().check_output(mongo(), b"garbage!")
+
+
+def test_pg_dump_password_goes_in_a_pgpass_file() -> None:
+    target = Target(engine="postgres", host="h", port=5433, database_name="shop",
+                    username="app", password=SECRET, options={"sslmode": "require"})
+    command = PostgresEngine("/usr/lib/postgresql/16/bin/pg_dump").build_dump(target)
+    assert command.argv[0] == "/usr/lib/postgresql/16/bin/pg_dump"
+    assert "--format=custom" in command.argv and "--compress=0" in command.argv
+    assert SECRET not in _everything_visible(command)
+    assert command.env["PGPASSFILE"] == "{secrets}/pgpass"
+    assert command.env["PGSSLMODE"] == "require"
+    # pgpass escapes ':' and '\' inside fields.
+    assert command.secret_files["pgpass"] == (
+        'h:5433:shop:app:p@ss\\:w"ord #1\\\\ü\n')
+
+
+def test_get_engine_knows_both_engines() -> None:
+    assert isinstance(get_engine("mongodb"), MongoEngine)
+    assert isinstance(get_engine("postgres"), PostgresEngine)

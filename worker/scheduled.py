@@ -1,0 +1,69 @@
+"""Record one scheduled backup for a slot; enqueue it once the slot is committed."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.catalog import effective
+from shared.context import Context
+from shared.metrics import record_backup
+from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
+from worker.schedules import AfterCommit, Send
+
+log = logging.getLogger(__name__)
+
+
+def record_scheduled_backup(ctx: Context, session: Session, database_id: str,
+                            slot: datetime, send: Send) -> AfterCommit:
+    """Add a pending ``trigger=schedule`` backup for ``slot``; return its enqueue action.
+
+    The unique (database_id, scheduled_for) index makes a second insert for the same
+    slot fail, whoever tries. If the previous backup is still pending or running, the
+    slot is recorded as a failed backup saying so, rather than silently skipped.
+    """
+    database = session.get(Database, database_id)
+    if database is None:
+        return None
+    now = utcnow()
+    fields = dict(database_id=database_id, engine=database.engine, trigger="schedule",
+                  scheduled_for=slot, created_at=now, storage=ctx.storage.kind,
+                  compression=effective(database, ctx.settings.global_).compression)
+    backup = Backup(status="pending", **fields)
+    try:
+        with session.begin_nested():
+            session.add(backup)
+    except IntegrityError:
+        if session.scalar(select(Backup.id).where(Backup.database_id == database_id,
+                                                  Backup.scheduled_for == slot)):
+            return None
+        active = session.scalar(select(Backup).where(Backup.database_id == database_id,
+                                                     Backup.status.in_(ACTIVE_STATUSES)))
+        busy = f"backup {active.id} was still {active.status}" if active else "another backup ran"
+        session.add(Backup(status="failed", finished_at=now, error=(
+            f"skipped the scheduled run of {slot:%Y-%m-%d %H:%M} UTC: {busy}"), **fields))
+        record_backup(session, database_id, database.engine, "failed", None)
+        log.warning("scheduled backup of %s for %s skipped: %s", database_id, slot, busy)
+        return None
+    backup_id = backup.id
+    return lambda: _enqueue(ctx, send, backup_id)
+
+
+def _enqueue(ctx: Context, send: Send, backup_id: str) -> None:
+    try:
+        send("backups.run", [backup_id])
+    except Exception as exc:  # noqa: BLE001 - the broker's errors vary by transport
+        log.error("could not enqueue scheduled backup %s: %s", backup_id, exc)
+        with ctx.db.session() as session:
+            failed = cast(CursorResult[Any], session.execute(
+                update(Backup).where(Backup.id == backup_id, Backup.status == "pending").values(
+                    status="failed", finished_at=utcnow(),
+                    error="could not enqueue the backup: the broker is unreachable"))).rowcount
+            row = session.get(Backup, backup_id) if failed else None
+            if row is not None:
+                record_backup(session, row.database_id, row.engine, "failed", None)
