@@ -87,6 +87,7 @@ class S3Settings:
     path_style: bool | None = None
     create_bucket: bool = False
     server_side_encryption: str | None = None
+    object_metadata: bool = True
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ class S3Schema(_Strict):
     server_side_encryption = fields.String(
         allow_none=True, validate=validate.OneOf(["AES256", "aws:kms"])
     )
+    object_metadata = fields.Boolean()
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> S3Settings:

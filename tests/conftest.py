@@ -18,6 +18,7 @@ import requests
 from tests.services import (
     PG_PASSWORD,
     PG_USER,
+    REDIS_DATABASES,
     PostgresCluster,
     Process,
     Redis,
@@ -25,6 +26,9 @@ from tests.services import (
     silent_tcp_server,
     wait_http,
 )
+
+# The MinIO server fixtures (a real S3 peer).
+pytest_plugins = ["tests.minio"]
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +121,8 @@ class Stack:
         return worker
 
 
+# One Redis database per stack: a stack sharing another's database would have its
+# tasks taken by the other's worker (the suite starts more than Redis's default 16).
 _REDIS_DBS = itertools.count(1)
 
 STACK_CONFIG = """
@@ -152,7 +158,7 @@ def start_stack(root: Path, pg: PostgresCluster, redis: Redis, config: str = STA
         "BACKUP_API_CONFIG": str(root / "config.yaml"),
         "BACKUP_API_DATA_DIR": str(root / "data"),
         "DATABASE_URL": pg.url(meta),
-        "CELERY_BROKER_URL": redis.url.rsplit("/", 1)[0] + f"/{next(_REDIS_DBS) % 16}",
+        "CELERY_BROKER_URL": f"{redis.url.rsplit('/', 1)[0]}/{next(_REDIS_DBS) % REDIS_DATABASES}",
         "TEST_PG_PORT": str(pg.port),
         "TEST_PG_PASSWORD": PG_PASSWORD,
     }

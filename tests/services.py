@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 PG_BIN = Path(os.environ.get("BACKUP_API_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_USER = "backup"
 PG_PASSWORD = "pg-Test-Secret-4471"
+REDIS_DATABASES = 256
 
 
 def free_port() -> int:
@@ -113,7 +114,8 @@ class Redis:
         self.root.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.root)],
+             "--appendonly", "no", "--databases", str(REDIS_DATABASES),
+             "--dir", str(self.root)],
             stdout=open(self.root / "redis.log", "wb"), stderr=subprocess.STDOUT)
         wait_for(lambda: _redis_ping(self.port), 20, "redis")
 

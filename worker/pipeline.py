@@ -111,6 +111,7 @@ def dump_to_storage(ctx: Context, backup: Backup, database: Database) -> Stored:
         tail = compressor.flush()
         digests.update(tail)
         out.write(tail)
+        out.set_metadata({"checksum-md5": digests.md5, "checksum-sha256": digests.sha256})
     return Stored(size=digests.size, md5=digests.md5, sha256=digests.sha256, raw_size=raw_size,
                   tools=engine.tool_versions())
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, BinaryIO, Protocol
 
@@ -20,7 +20,17 @@ from shared.errors import ArtifactNotFound
 
 
 class ArtifactWriter(Protocol):
+    """What ``Storage.writer`` yields."""
+
     def write(self, data: bytes) -> Any: ...
+
+    def set_metadata(self, metadata: Mapping[str, str]) -> None:
+        """Attach small string metadata (e.g. checksums) to the object being written.
+
+        May be called any time before the block ends, so values computed from the
+        whole stream fit. S3 stores it as object metadata (``x-amz-meta-*``); local
+        files have no such place and keep it only in the sidecar the caller writes.
+        """
 
 
 class Storage(ABC):
@@ -29,12 +39,15 @@ class Storage(ABC):
     kind: str
 
     @abstractmethod
-    def writer(self, key: str) -> AbstractContextManager[ArtifactWriter]:
+    def writer(self, key: str, size_hint: int | None = None
+               ) -> AbstractContextManager[ArtifactWriter]:
         """Return a context manager yielding a writer for ``key``.
 
         The object becomes visible only when the block exits normally; on an
-        exception nothing is left behind (no partial file, no multipart parts).
-        Writing an existing key replaces it.
+        exception nothing is left behind (no partial file, no multipart parts) and
+        a previous object under ``key`` stays as it was. Writing an existing key
+        replaces it. ``size_hint`` (expected bytes, may be rough) lets a backend
+        size its parts; without it the backend still handles objects over 1 TB.
         """
 
     @abstractmethod

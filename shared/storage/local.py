@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -28,7 +28,7 @@ class LocalStorage(Storage):
         return path
 
     @contextmanager
-    def writer(self, key: str) -> Iterator[BinaryIO]:
+    def writer(self, key: str, size_hint: int | None = None) -> Iterator[_FileWriter]:
         """Write to a temporary file beside the target, fsync, then rename over it."""
         path = self._path(key)
         try:
@@ -39,7 +39,7 @@ class LocalStorage(Storage):
             raise StorageError(f"cannot write under {path.parent}: {exc.strerror}") from exc
         try:
             with os.fdopen(fd, "wb") as handle:
-                yield handle
+                yield _FileWriter(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
@@ -101,6 +101,22 @@ class LocalStorage(Storage):
             raise StorageError(f"cannot create {self.root}: {exc.strerror}") from exc
         if not os.access(self.root, os.W_OK):
             raise StorageError(f"{self.root} is not writable")
+
+
+class _FileWriter:
+    """The temporary file, written through; metadata lives in the sidecar only."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+
+    def write(self, data: bytes) -> int:
+        return self._handle.write(data)
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def set_metadata(self, metadata: Mapping[str, str]) -> None:
+        pass
 
 
 def _fsync_dir(path: Path) -> None:

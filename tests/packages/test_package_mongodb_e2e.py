@@ -59,7 +59,8 @@ def _members(fmt: str, data: bytes) -> dict[str, bytes]:
 def test_package_of_postgres_and_mongodb_backups(
     packages: PackageStack, pg: PostgresCluster, ferret: Any, fmt: str, tmp_path: Path,
 ) -> None:
-    source = f"pkgsrc_{fmt.replace('.', '_')}"
+    # Unique per run: the suite runs once per storage backend against the same servers.
+    source = f"pkgsrc_{fmt.replace('.', '_')}_{uuid.uuid4().hex[:6]}"
     ferret.client()[source].items.insert_many(
         [{"_id": i, "name": f"item {i}", "tags": ["a", "b"][: i % 3]} for i in range(300)])
     mongo_id = f"mongo-{uuid.uuid4().hex[:6]}"

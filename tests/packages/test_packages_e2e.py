@@ -125,7 +125,8 @@ def test_package_of_two_databases_unpacks_verifies_and_restores(
         data = members[backups[database_id]["storage_key"].rsplit("/", 1)[-1]]
         dump = tmp_path / f"{source}.dump"
         dump.write_bytes(gzip.decompress(data) if database_id == shop else data)
-        target = f"restored_{source}_{fmt.replace('.', '_')}"
+        # Unique per run: the suite runs once per storage backend against one cluster.
+        target = f"restored_{source}_{fmt.replace('.', '_')}_{uuid.uuid4().hex[:6]}"
         _pg_restore(pg, dump, target)
         assert pg.psql(sources[source], target) == pg.psql(sources[source], source)
 
