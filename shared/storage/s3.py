@@ -143,8 +143,21 @@ class S3Storage(Storage):
         return dict(head.get("Metadata") or {})
 
     def delete(self, key: str) -> None:
+        """Delete the object and abort any multipart upload left open on the same key.
+
+        A worker killed mid-upload cannot abort its own upload; the reaper deletes the
+        key, and this is where those orphaned parts go.
+        """
+        full = self._key(key)
         try:
-            self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
+            self._client.delete_object(Bucket=self.bucket, Key=full)
+            pages = self._client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=full)
+            for page in pages:
+                for upload in page.get("Uploads", ()):
+                    if upload["Key"] == full:
+                        self._client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=full, UploadId=upload["UploadId"])
         except Exception as exc:  # noqa: BLE001
             raise self._describe(exc, f"cannot delete {key}") from exc
 

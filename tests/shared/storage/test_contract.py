@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +122,18 @@ def test_failed_write_leaves_nothing(backend: Backend, size: int) -> None:
             raise RuntimeError("dump died")
     assert not backend.storage.exists("db/failed.dump")
     assert backend.leftovers() == []  # no temporary file, no pending multipart upload
+
+
+def test_delete_clears_what_a_killed_writer_left(backend: Backend) -> None:
+    # A writer whose process died never reaches its exit: no abort, no cleanup.
+    unfinished = backend.storage.writer("db/killed.dump")
+    out = unfinished.__enter__()
+    out.write(payload(LARGE))  # on S3, parts are already uploaded
+    assert backend.leftovers() != []
+    backend.storage.delete("db/killed.dump")  # what the reaper does for the key
+    assert backend.leftovers() == []
+    with suppress(Exception):  # let the abandoned writer go quietly
+        unfinished.__exit__(RuntimeError, RuntimeError("killed"), None)
 
 
 def test_failed_overwrite_keeps_the_previous_object(backend: Backend) -> None:
