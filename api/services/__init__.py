@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import posixpath
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -16,6 +17,7 @@ from sqlalchemy import Select, func, select
 
 from shared.config import DATABASE_ID_PATTERN
 from shared.context import Context
+from shared.errors import ArtifactNotFound, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +81,42 @@ def enqueue(task: str, row_id: str, what: str, mark_failed: Callable[[str], None
         log.error("could not enqueue %s %s: %s", what, row_id, exc)
         mark_failed(f"could not enqueue the {what}: the broker is unreachable")
         abort(503, message=f"the broker is unreachable; the {what} was recorded as failed")
+
+
+STREAM_CHUNK = 256 * 1024
+
+
+def open_stored(what: str, row_id: str, status: str, key: str | None
+                ) -> tuple[str, int, Iterator[bytes]]:
+    """Return a file name, the size and a chunk iterator over a completed row's artifact.
+
+    409 unless the row is completed; 410 when its artifact vanished from storage.
+    """
+    if status != "completed" or not key:
+        abort(409, message=f"{what} {row_id} is {status}; only a completed {what} can be "
+                           "downloaded")
+    storage = ctx().storage
+    try:
+        size = storage.size(key)
+        handle = storage.open(key)
+    except ArtifactNotFound:
+        abort(410, message=f"the file of {what} {row_id} is missing from storage")
+    except StorageError as exc:
+        abort(502, message=exc.message)
+
+    def chunks() -> Iterator[bytes]:
+        with handle:
+            while data := handle.read(STREAM_CHUNK):
+                yield data
+
+    return posixpath.basename(key), size, chunks()
+
+
+def delete_stored(what: str, key: str | None) -> None:
+    """Delete an artifact and its sidecar; a storage failure is a 502 naming it."""
+    if not key:
+        return
+    try:
+        ctx().storage.delete_artifact(key)
+    except StorageError as exc:
+        abort(502, message=f"could not delete the {what}: {exc.message}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import posixpath
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -12,9 +11,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import abort, ctx, enqueue, is_uuid, paginate
+from api.services import (
+    abort,
+    ctx,
+    delete_stored,
+    enqueue,
+    is_uuid,
+    open_stored,
+    paginate,
+)
 from shared.catalog import effective
-from shared.errors import ArtifactNotFound, StorageError
 from shared.metrics import record_backup
 from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
 
@@ -66,35 +72,14 @@ def delete_backup(backup_id: str) -> None:
         backup = _load(session, backup_id)
         if backup.status == "running":
             abort(409, message=f"backup {backup_id} is running; wait for it to finish")
-        if backup.storage_key:
-            try:
-                context.storage.delete_artifact(backup.storage_key)
-            except StorageError as exc:
-                abort(502, message=f"could not delete the artifact: {exc.message}")
+        delete_stored("artifact", backup.storage_key)
         session.delete(backup)
 
 
 def open_download(backup_id: str) -> tuple[Backup, str, int, Iterator[bytes]]:
     """Return the row, a file name, the size, and a chunk iterator over the artifact."""
-    context = ctx()
     backup = get_backup(backup_id)
-    if backup.status != "completed" or not backup.storage_key:
-        abort(409, message=f"backup {backup_id} is {backup.status}; only a completed "
-                           "backup can be downloaded")
-    try:
-        size = context.storage.size(backup.storage_key)
-        handle = context.storage.open(backup.storage_key)
-    except ArtifactNotFound:
-        abort(410, message=f"the artifact of backup {backup_id} is missing from storage")
-    except StorageError as exc:
-        abort(502, message=exc.message)
-
-    def chunks() -> Iterator[bytes]:
-        with handle:
-            while data := handle.read(STREAM_CHUNK):
-                yield data
-
-    return backup, posixpath.basename(backup.storage_key), size, chunks()
+    return (backup, *open_stored("backup", backup_id, backup.status, backup.storage_key))
 
 
 def _load(session: Session, backup_id: str) -> Backup:

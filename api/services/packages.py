@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import posixpath
 from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
@@ -12,8 +11,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.services import abort, ctx, enqueue, is_uuid, paginate
-from shared.errors import ArtifactNotFound, StorageError
+from api.services import (
+    abort,
+    ctx,
+    delete_stored,
+    enqueue,
+    is_uuid,
+    open_stored,
+    paginate,
+)
 from shared.models import Database, Package, utcnow
 from shared.packages import new_package
 
@@ -61,36 +67,14 @@ def delete_package(package_id: str) -> None:
         package = _load(session, package_id)
         if package.status == "running" and not _abandoned(package):
             abort(409, message=f"package {package_id} is running; wait for it to finish")
-        if package.storage_key:
-            try:
-                context.storage.delete_artifact(package.storage_key)
-            except StorageError as exc:
-                abort(502, message=f"could not delete the package: {exc.message}")
+        delete_stored("package", package.storage_key)
         session.delete(package)
 
 
 def open_download(package_id: str) -> tuple[Package, str, int, Iterator[bytes]]:
     """Return the row, a file name, the size, and a chunk iterator over the package."""
-    context = ctx()
     package = get_package(package_id)
-    key = package.storage_key
-    if package.status != "completed" or not key:
-        abort(409, message=f"package {package_id} is {package.status}; only a completed "
-                           "package can be downloaded")
-    try:
-        size = context.storage.size(key)
-        handle = context.storage.open(key)
-    except ArtifactNotFound:
-        abort(410, message=f"the file of package {package_id} is missing from storage")
-    except StorageError as exc:
-        abort(502, message=exc.message)
-
-    def chunks() -> Iterator[bytes]:
-        with handle:
-            while data := handle.read(STREAM_CHUNK):
-                yield data
-
-    return package, posixpath.basename(key), size, chunks()
+    return (package, *open_stored("package", package_id, package.status, package.storage_key))
 
 
 def _abandoned(package: Package) -> bool:
