@@ -8,16 +8,18 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from celery import Celery
 from flask import current_app
 from flask_smorest import abort as _abort
 from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 
 from shared.config import DATABASE_ID_PATTERN
 from shared.context import Context
 from shared.errors import ArtifactNotFound, StorageError
+from shared.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +122,25 @@ def delete_stored(what: str, key: str | None) -> None:
         ctx().storage.delete_artifact(key)
     except StorageError as exc:
         abort(502, message=f"could not delete the {what}: {exc.message}")
+
+
+Row = TypeVar("Row")
+
+
+def load_row(session: Session, model: type[Row], what: str, row_id: str) -> Row:
+    """Return the ``model`` row with UUID ``row_id``, or answer 404 naming ``what``."""
+    row = session.get(model, row_id) if is_uuid(row_id) else None
+    if row is None:
+        abort(404, message=f"{what} {row_id!r} not found")
+    return row
+
+
+def fail_pending(model: type[Any], row_id: str, message: str,
+                 count: Callable[[Session, Any], None] | None = None) -> None:
+    """Mark a still-pending row failed with ``message``; ``count`` it in the same transaction."""
+    with ctx().db.session() as session:
+        row = session.get(model, row_id)
+        if row is not None and row.status == "pending":
+            row.status, row.error, row.finished_at = "failed", message, utcnow()
+            if count is not None:
+                count(session, row)

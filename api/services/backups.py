@@ -16,7 +16,8 @@ from api.services import (
     ctx,
     delete_stored,
     enqueue,
-    is_uuid,
+    fail_pending,
+    load_row,
     open_stored,
     paginate,
 )
@@ -38,7 +39,7 @@ def list_backups(filters: dict[str, Any], page: int, page_size: int) -> tuple[li
 
 def get_backup(backup_id: str) -> Backup:
     with ctx().db.session() as session:
-        return _load(session, backup_id)
+        return load_row(session, Backup, "backup", backup_id)
 
 
 def create_backup(database_id: str, trigger: str = "manual") -> Backup:
@@ -62,14 +63,15 @@ def create_backup(database_id: str, trigger: str = "manual") -> Backup:
             session.add(backup)
     except IntegrityError:
         abort(409, message=f"a backup of {database_id!r} is already pending or running")
-    enqueue("backups.run", backup.id, "backup", partial(_mark_failed, backup.id))
+    enqueue("backups.run", backup.id, "backup",
+            partial(fail_pending, Backup, backup.id, count=_count_failed))
     return backup
 
 
 def delete_backup(backup_id: str) -> None:
     context = ctx()
     with context.db.session() as session:
-        backup = _load(session, backup_id)
+        backup = load_row(session, Backup, "backup", backup_id)
         if backup.status == "running":
             abort(409, message=f"backup {backup_id} is running; wait for it to finish")
         delete_stored("artifact", backup.storage_key)
@@ -82,16 +84,5 @@ def open_download(backup_id: str) -> tuple[Backup, str, int, Iterator[bytes]]:
     return (backup, *open_stored("backup", backup_id, backup.status, backup.storage_key))
 
 
-def _load(session: Session, backup_id: str) -> Backup:
-    row = session.get(Backup, backup_id) if is_uuid(backup_id) else None
-    if row is None:
-        abort(404, message=f"backup {backup_id!r} not found")
-    return row
-
-
-def _mark_failed(backup_id: str, message: str) -> None:
-    with ctx().db.session() as session:
-        row = session.get(Backup, backup_id)
-        if row is not None and row.status == "pending":
-            row.status, row.error, row.finished_at = "failed", message, utcnow()
-            record_backup(session, row.database_id, row.engine, "failed", None)
+def _count_failed(session: Session, backup: Backup) -> None:
+    record_backup(session, backup.database_id, backup.engine, "failed", None)

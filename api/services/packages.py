@@ -16,10 +16,13 @@ from api.services import (
     ctx,
     delete_stored,
     enqueue,
-    is_uuid,
+    fail_pending,
+    load_row,
     open_stored,
     paginate,
 )
+from shared.counters import increment
+from shared.metrics import PACKAGES_TOTAL
 from shared.models import Database, Package, utcnow
 from shared.packages import new_package
 
@@ -40,7 +43,7 @@ def list_packages(filters: dict[str, Any], page: int,
 
 def get_package(package_id: str) -> Package:
     with ctx().db.session() as session:
-        return _load(session, package_id)
+        return load_row(session, Package, "package", package_id)
 
 
 def create_package(database_ids: list[str] | None, fmt: str | None) -> Package:
@@ -57,14 +60,15 @@ def create_package(database_ids: list[str] | None, fmt: str | None) -> Package:
         package = new_package(fmt=fmt or context.settings.package.compression,
                               storage_kind=context.storage.kind, database_ids=database_ids)
         session.add(package)
-    enqueue("packages.run", package.id, "package", partial(_mark_failed, package.id))
+    enqueue("packages.run", package.id, "package",
+            partial(fail_pending, Package, package.id, count=_count_failed))
     return package
 
 
 def delete_package(package_id: str) -> None:
     context = ctx()
     with context.db.session() as session:
-        package = _load(session, package_id)
+        package = load_row(session, Package, "package", package_id)
         if package.status == "running" and not _abandoned(package):
             abort(409, message=f"package {package_id} is running; wait for it to finish")
         delete_stored("package", package.storage_key)
@@ -85,15 +89,5 @@ def _abandoned(package: Package) -> bool:
     return started < utcnow() - timedelta(seconds=limit)
 
 
-def _load(session: Session, package_id: str) -> Package:
-    row = session.get(Package, package_id) if is_uuid(package_id) else None
-    if row is None:
-        abort(404, message=f"package {package_id!r} not found")
-    return row
-
-
-def _mark_failed(package_id: str, message: str) -> None:
-    with ctx().db.session() as session:
-        row = session.get(Package, package_id)
-        if row is not None and row.status == "pending":
-            row.status, row.error, row.finished_at = "failed", message, utcnow()
+def _count_failed(session: Session, _: Package) -> None:
+    increment(session, PACKAGES_TOTAL, {"status": "failed"})

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from api.services import abort, ctx, enqueue, is_uuid, paginate
+from api.services import abort, ctx, enqueue, fail_pending, is_uuid, load_row, paginate
 from shared.models import Backup, Database, Restore, utcnow
 
 log = logging.getLogger(__name__)
@@ -38,15 +38,8 @@ def request(backup_id: str, kind: str, target_database_id: str | None = None,
                       target_database_id=target_id, confirm=confirm, status="pending",
                       created_at=utcnow(), details={})
         session.add(row)
-    enqueue("restores.run", row.id, kind, partial(_mark_failed, row.id))
+    enqueue("restores.run", row.id, kind, partial(fail_pending, Restore, row.id))
     return row
-
-
-def _mark_failed(restore_id: str, message: str) -> None:
-    with ctx().db.session() as session:
-        row = session.get(Restore, restore_id)
-        if row is not None and row.status == "pending":
-            row.status, row.error, row.finished_at = "failed", message, utcnow()
 
 
 def list_restores(filters: dict[str, Any], page: int,
@@ -62,7 +55,4 @@ def list_restores(filters: dict[str, Any], page: int,
 
 def get_restore(restore_id: str) -> Restore:
     with ctx().db.session() as session:
-        row = session.get(Restore, restore_id) if is_uuid(restore_id) else None
-        if row is None:
-            abort(404, message=f"restore {restore_id!r} not found")
-        return row
+        return load_row(session, Restore, "restore", restore_id)
