@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from shared import logs
@@ -23,6 +26,7 @@ log = logging.getLogger("backup_api")
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of every subcommand (the deployment files are checked against it)."""
     parser = argparse.ArgumentParser(prog="backup-api", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "API + worker + beat on one machine (embedded default)"),
                        ("api", "serve the HTTP API")):
@@ -41,8 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    try:
+        return version("backup-api")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("run", "api"):
+        # Before anything else, so a port in use is one line, not a half-started service.
+        problem = port_problem(args.host, args.port)
+        if problem:
+            print(f"backup-api: {problem}", file=sys.stderr)
+            return 1
 
     logs.configure()
     try:
@@ -79,8 +96,11 @@ def _migrate(settings: Settings, _: argparse.Namespace) -> int:
 
 def _check_config(settings: Settings, _: argparse.Namespace) -> int:
     """Print the effective settings of each database, passwords masked."""
+    if not settings.runtime.config_found:
+        print(f"backup-api: no config file at {settings.runtime.config_path}: "
+              "showing the defaults (name a file, or set BACKUP_API_CONFIG)", file=sys.stderr)
     report: dict[str, Any] = {
-        "config": settings.runtime.config_path,
+        "config": settings.runtime.config_path if settings.runtime.config_found else None,
         "storage": {"type": settings.storage.type,
                     **({"path": settings.storage_path} if settings.storage.type == "local"
                        else {"bucket": settings.storage.s3.bucket if settings.storage.s3
@@ -133,6 +153,22 @@ def tool_report(settings: Settings) -> tuple[dict[str, str], list[str]]:
             except DumpError as exc:
                 missing.append(f"{spec.id}: {exc.message}")
     return found, missing
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Return why ``host:port`` cannot be listened on (in use, not allowed), or None."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror}"
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            hint = " (choose another with --port)" if exc.errno == errno.EADDRINUSE else ""
+            return f"cannot listen on {host}:{port}: {exc.strerror}{hint}"
+    return None
 
 
 def _api(settings: Settings, args: argparse.Namespace) -> int:

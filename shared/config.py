@@ -276,20 +276,22 @@ def load_settings(
     runtime = runtime_from_env(env)
     explicit = path or env.get("BACKUP_API_CONFIG")
     config_path = explicit or runtime.config_path
-    runtime = RuntimeSettings(
-        config_path=config_path,
-        data_dir=runtime.data_dir,
-        database_url=runtime.database_url,
-        broker_url=runtime.broker_url,
-    )
+    found = True
     try:
         text = Path(config_path).read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         if explicit:
             raise ConfigError(f"config file not found: {config_path}") from exc
-        text = ""
+        text, found = "", False
     except OSError as exc:
         raise ConfigError(f"cannot read config file {config_path}: {exc.strerror}") from exc
+    runtime = RuntimeSettings(
+        config_path=config_path,
+        data_dir=runtime.data_dir,
+        database_url=runtime.database_url,
+        broker_url=runtime.broker_url,
+        config_found=found,
+    )
     return parse_config(text, runtime, env)
 
 

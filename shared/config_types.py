@@ -119,6 +119,8 @@ class RuntimeSettings:
     data_dir: str
     database_url: str
     broker_url: str
+    # False when the default ./config.yaml is absent and every default applies.
+    config_found: bool = True
 
 
 @dataclass(frozen=True)

@@ -140,12 +140,13 @@ class Process:
     env: dict[str, str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    cwd: Path = REPO
 
     def start(self) -> Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "shared.cli", *self.argv],
-            env={**os.environ, "PYTHONPATH": str(REPO), **self.env}, cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO), **self.env}, cwd=self.cwd,
             stdout=open(self.log_path, "ab"),
             stderr=subprocess.STDOUT, start_new_session=True)
         return self

@@ -17,7 +17,11 @@ def test_run_takes_a_backup_with_no_external_service(tmp_path: Path,
            "DATABASE_URL": "", "CELERY_BROKER_URL": ""}
     (tmp_path / "empty.yaml").write_text("")
     env["BACKUP_API_CONFIG"] = str(tmp_path / "empty.yaml")
-    run = Process("run", ["run", "--port", str(port)], env, tmp_path / "run.log").start()
+    # Started from an empty folder: nothing may appear there but what the user asked for.
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    run = Process("run", ["run", "--port", str(port)], env, tmp_path / "run.log",
+                  cwd=cwd).start()
     try:
         client = Client(f"http://127.0.0.1:{port}")
         wait_http(client.base + "/ready")
@@ -32,6 +36,7 @@ def test_run_takes_a_backup_with_no_external_service(tmp_path: Path,
         # The embedded default keeps everything in the data directory.
         assert (tmp_path / "data" / "backup-api.db").exists()
         assert (tmp_path / "data" / "broker").is_dir()
+        assert list(cwd.iterdir()) == [], "the filesystem broker wrote into the working dir"
     finally:
         run.stop()
     assert run.process is not None and run.process.returncode == 0, run.log()[-2000:]

@@ -21,8 +21,11 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     if url.startswith("filesystem://"):
         folder = os.path.join(settings.runtime.data_dir, "broker")
         os.makedirs(os.path.join(folder, "processed"), exist_ok=True)
+        # control_folder defaults to ./control in the working directory: keep it with the
+        # rest of the broker's files.
         return {"data_folder_in": folder, "data_folder_out": folder,
                 "processed_folder": os.path.join(folder, "processed"),
+                "control_folder": os.path.join(folder, "control"),
                 "store_processed": False}
     return {"visibility_timeout": settings.global_.backup_time_limit + 3600}
 

@@ -48,9 +48,10 @@ def run_package(ctx: Context, package_id: str) -> None:
     try:
         with ctx.db.session() as session:
             selection = select_members(session, package.database_ids, ctx.storage.kind)
+        # Recorded first, so a package that fails for want of backups says which.
+        _record_selection(ctx, package.id, selection)
         if selection.empty_reason:
             raise PackageError(selection.empty_reason)
-        _record_selection(ctx, package.id, selection)
         built = build_package(ctx.storage, package, selection)
         assert package.storage_key is not None
         ctx.storage.write_sidecar(package.storage_key, _sidecar(package, selection, built))

@@ -162,6 +162,7 @@ def test_package_with_nothing_in_it_fails_with_that_reason(
     package = packages.create_package(database_ids=[empty])
     assert package["status"] == "failed"
     assert package["error"] == f"nothing to package: no completed backup of {empty}"
+    assert package["missing"] == [empty]
     assert package["storage_key"] is None and package["checksum_md5"] is None
     assert _counter(packages, pg, "failed") == failed_before + 1
     download = packages.client.get(f"/packages/{package['id']}/download")
