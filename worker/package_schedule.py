@@ -1,4 +1,5 @@
-"""The package job of the beat scheduler: ``package-conf.schedule``, exactly once per slot.
+"""The package job of the beat scheduler (listed in ``worker.scheduler``):
+``package-conf.schedule``, exactly once per slot.
 
 The scheduler claims the slot and calls ``fire`` in the same transaction (see
 ``worker/scheduler.py``); ``packages.scheduled_for`` is unique as a second guard.
@@ -16,10 +17,9 @@ from sqlalchemy.orm import Session
 from shared.context import Context
 from shared.models import Database
 from shared.packages import new_package
-from worker.schedules import AfterCommit, Job, Send, job_source
+from worker.schedules import AfterCommit, Job, Send
 
 
-@job_source
 def package_jobs(ctx: Context, session: Session, send: Send) -> Iterator[Job]:
     """Yield the package job when a schedule is set and some database has ``package: true``.
 

@@ -1,9 +1,15 @@
-"""Record one scheduled backup for a slot; enqueue it once the slot is committed."""
+"""The backup and retention jobs of the beat scheduler (listed in ``worker.scheduler``).
+
+A backup job records one scheduled backup for its slot, enqueued once the slot is
+committed; the retention job enqueues a retention run.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
@@ -14,9 +20,35 @@ from shared.catalog import effective
 from shared.context import Context
 from shared.metrics import record_backup
 from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
-from worker.schedules import AfterCommit, Send
+from worker.schedules import AfterCommit, Job, Send
 
 log = logging.getLogger(__name__)
+RETENTION_CRON = "0 * * * *"
+
+
+def backup_jobs(ctx: Context, session: Session, send: Send) -> Iterator[Job]:
+    """Yield one job per enabled database, on its effective schedule and time zone."""
+    for database in session.scalars(select(Database).where(Database.enabled.is_(True))):
+        eff = effective(database, ctx.settings.global_)
+        yield Job(
+            key=f"backup:{database.id}", cron=eff.schedule, timezone=eff.timezone,
+            anchor=database.created_at,
+            fire=partial(_fire_backup, ctx, database.id, send),
+        )
+
+
+def retention_jobs(ctx: Context, session: Session, send: Send) -> Iterator[Job]:
+    """Yield the hourly retention run (it also runs after every completed backup)."""
+
+    def fire(_: Session, __: datetime) -> AfterCommit:
+        return lambda: send("retention.run", [])
+
+    yield Job(key="retention", cron=RETENTION_CRON, timezone="UTC", fire=fire)
+
+
+def _fire_backup(ctx: Context, database_id: str, send: Send, session: Session,
+                 slot: datetime) -> AfterCommit:
+    return record_scheduled_backup(ctx, session, database_id, slot, send)
 
 
 def record_scheduled_backup(ctx: Context, session: Session, database_id: str,

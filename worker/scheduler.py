@@ -33,10 +33,16 @@ from sqlalchemy.orm import Session
 
 from shared.context import Context, current
 from shared.models import ScheduleSlot, utcnow
+from worker.package_schedule import package_jobs
 from worker.reaper import reap, requeue
-from worker.schedules import JOB_SOURCES, Job, Send, due_slot
+from worker.scheduled import backup_jobs, retention_jobs
+from worker.schedules import Job, JobSource, Send, due_slot
 
 log = logging.getLogger(__name__)
+
+# Every kind of periodic work, asked for its jobs on each pass: a new kind is added
+# here, and only here (no registration by import, so no kind is lost to a missing import).
+JOB_SOURCES: tuple[JobSource, ...] = (backup_jobs, package_jobs, retention_jobs)
 
 
 def run_pass(ctx: Context, send: Send, now: datetime | None = None) -> None:

@@ -1,36 +1,29 @@
-"""Periodic jobs: cron slot arithmetic (pure) and the registry of job sources.
+"""Periodic jobs: what a job is, and cron slot arithmetic (pure).
 
-Beat asks every registered source for its jobs on each pass, so a database added,
-changed or removed through the API is (re)scheduled on the next pass. A job fires
-for its *latest* slot that has not fired yet: after downtime that is one catch-up
-run, never one per missed slot.
+Beat asks every job source in ``worker.scheduler.JOB_SOURCES`` for its jobs on each
+pass, so a database added, changed or removed through the API is (re)scheduled on the
+next pass. A job fires for its *latest* slot that has not fired yet: after downtime
+that is one catch-up run, never one per missed slot.
 
-To schedule more kinds of work (e.g. packages), register another source::
-
-    @job_source
-    def package_jobs(ctx, session, send): yield Job(key="package", ...)
+Cron expressions are five fields or a macro (``@daily``, ``@hourly``...): croniter
+reads both, and ``shared.config_types.validate_cron`` admits nothing else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.catalog import effective
 from shared.context import Context
-from shared.models import Database
 
 # An after-commit action (e.g. enqueue the recorded backup), or None.
 AfterCommit = Callable[[], None] | None
 Send = Callable[[str, list[str]], None]
-RETENTION_CRON = "0 * * * *"
 
 
 @dataclass(frozen=True)
@@ -49,14 +42,8 @@ class Job:
     anchor: datetime | None = None
 
 
+# Yields the jobs of one kind (backups, packages...) as the metadata DB has them now.
 JobSource = Callable[[Context, Session, Send], Iterable[Job]]
-JOB_SOURCES: list[JobSource] = []
-
-
-def job_source(source: JobSource) -> JobSource:
-    """Register ``source``; beat collects jobs from every source on each pass."""
-    JOB_SOURCES.append(source)
-    return source
 
 
 def latest_slot(cron: str, timezone: str, now: datetime) -> datetime:
@@ -86,35 +73,3 @@ def due_slot(cron: str, timezone: str, now: datetime, last: datetime | None,
 
 def _wall(moment: datetime, zone: ZoneInfo) -> datetime:
     return moment.astimezone(zone).replace(tzinfo=None)
-
-
-# --- the built-in sources -----------------------------------------------------------------
-
-
-@job_source
-def backup_jobs(ctx: Context, session: Session, send: Send) -> Iterator[Job]:
-    """Yield one job per enabled database, on its effective schedule and time zone."""
-    for database in session.scalars(select(Database).where(Database.enabled.is_(True))):
-        eff = effective(database, ctx.settings.global_)
-        yield Job(
-            key=f"backup:{database.id}", cron=eff.schedule, timezone=eff.timezone,
-            anchor=database.created_at,
-            fire=partial(_fire_backup, ctx, database.id, send),
-        )
-
-
-def _fire_backup(ctx: Context, database_id: str, send: Send, session: Session,
-                 slot: datetime) -> AfterCommit:
-    from worker.scheduled import record_scheduled_backup
-
-    return record_scheduled_backup(ctx, session, database_id, slot, send)
-
-
-@job_source
-def retention_jobs(ctx: Context, session: Session, send: Send) -> Iterator[Job]:
-    """Yield the hourly retention run (it also runs after every completed backup)."""
-
-    def fire(_: Session, __: datetime) -> AfterCommit:
-        return lambda: send("retention.run", [])
-
-    yield Job(key="retention", cron=RETENTION_CRON, timezone="UTC", fire=fire)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from marshmallow import ValidationError
 
 from shared.catalog import effective
 from shared.cli import main
 from shared.config import load_settings, parse_config, runtime_from_env
+from shared.config_types import validate_cron
 from shared.errors import ConfigError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -73,7 +75,9 @@ def test_password_file(tmp_path: Path) -> None:
     ("databases:\n  - {id: a, engine: postgres, database_name: d}\n"
      "  - {id: b, engine: oracle, database_name: d}",
      r"databases\[1\].engine: Must be one of: postgres, mongodb"),
-    ("global: {schedule: 'not cron'}", r"global.schedule: not a valid"),
+    ("global: {schedule: 'not cron'}", r"global.schedule: a cron expression has 5 fields"),
+    ("global: {schedule: '0 25 * * *'}", r"global.schedule: hour: 25 is out of range 0-23"),
+    ("package-conf: {schedule: '@reboot'}", r"package-conf.schedule: unknown cron macro"),
     ("global: {timezone: Nowhere/City}", r"global.timezone: unknown time zone"),
     ("global: {compression: rar}", r"global.compression"),
     ("global: {retenton_days: 3}", r"global.retenton_days: Unknown field"),
@@ -91,6 +95,44 @@ def test_password_file(tmp_path: Path) -> None:
 def test_bad_config_names_the_key(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         _parse(text)
+
+
+@pytest.mark.parametrize(("cron", "message"), [
+    ("61 * * * *", "minute: 61 is out of range 0-59"),
+    ("0 25 * * *", "hour: 25 is out of range 0-23"),
+    ("0 2 0 * *", "day of month: 0 is out of range 1-31"),
+    ("0 2 32 * *", "day of month: 32 is out of range 1-31"),
+    ("0 2 * 13 *", "month: 13 is out of range 1-12"),
+    ("0 2 * * 8", "day of week: 8 is out of range 0-7"),
+    ("0-70 * * * *", "minute: 70 is out of range 0-59"),
+    ("0 1,2,24 * * *", "hour: 24 is out of range 0-23"),
+    ("*/0 * * * *", "minute: '*/0' has a step of 0"),
+    ("0 2 * foo *", "month: 'foo' is not valid"),
+    ("0 2 * * someday", "day of week: 'someday' is not valid"),
+    ("0 2 30 2 *", "day of month: 30 never occurs in month 2"),
+    ("0 2 * *", "a cron expression has 5 fields (minute hour day-of-month month day-of-week),"
+                " '0 2 * *' has 4"),
+    ("0 0 2 * * *", "'0 0 2 * * *' has 6"),  # no seconds field
+    ("", "'' has 0"),
+    ("@reboot", "unknown cron macro '@reboot': use one of @yearly, @annually"),
+    ("@DAILY", "unknown cron macro"),
+    (" @daily", "write the macro without spaces"),
+])
+def test_cron_errors_name_the_field(cron: str, message: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        validate_cron(cron)
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("cron", [
+    "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly",
+    "0 2 * * *", "*/15 * * * *", "0 2 * * 1-5", "0 2 * * 7", "30 4 1,15 * *", "0 2 * jan mon",
+    "0 2 L * *", "0 2 * * 1#2", "0 2 29 2 *",
+])
+def test_cron_macros_and_usual_expressions_are_accepted(cron: str) -> None:
+    validate_cron(cron)
+    settings = _parse(f"global: {{schedule: '{cron}'}}\npackage-conf: {{schedule: '{cron}'}}")
+    assert settings.global_.schedule == cron and settings.package.schedule == cron
 
 
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:

@@ -58,3 +58,26 @@ def test_slots_before_the_anchor_never_fire() -> None:
     assert due_slot("0 2 * * *", "UTC", _utc(2026, 11, 26, 23, 0), None, created) is None
     assert due_slot("* * * * *", "UTC", _utc(2026, 11, 26, 9, 6, 1), None, created) == (
         _utc(2026, 11, 26, 9, 6))
+
+
+def test_macros_have_the_slots_of_their_expansion() -> None:
+    now = _utc(2026, 7, 15, 12, 34)  # a Wednesday
+    assert latest_slot("@hourly", "UTC", now) == _utc(2026, 7, 15, 12, 0)
+    assert latest_slot("@daily", "UTC", now) == _utc(2026, 7, 15, 0, 0)
+    assert latest_slot("@midnight", "UTC", now) == _utc(2026, 7, 15, 0, 0)
+    assert latest_slot("@weekly", "UTC", now) == _utc(2026, 7, 12, 0, 0)  # Sunday
+    assert latest_slot("@monthly", "UTC", now) == _utc(2026, 7, 1, 0, 0)
+    assert latest_slot("@yearly", "UTC", now) == _utc(2026, 1, 1, 0, 0)
+    assert latest_slot("@annually", "UTC", now) == _utc(2026, 1, 1, 0, 0)
+    # Midnight in Tokyo (UTC+9) is 15:00 UTC the day before.
+    assert latest_slot("@daily", "Asia/Tokyo", now) == _utc(2026, 7, 14, 15, 0)
+
+
+def test_a_macro_fires_once_per_slot_after_its_anchor() -> None:
+    created = _utc(2026, 11, 26, 9, 5)
+    assert due_slot("@daily", "UTC", _utc(2026, 11, 26, 23, 0), None, created) is None
+    slot = due_slot("@daily", "UTC", _utc(2026, 11, 27, 0, 1), None, created)
+    assert slot == _utc(2026, 11, 27)
+    assert due_slot("@daily", "UTC", _utc(2026, 11, 27, 18, 0), slot, created) is None
+    assert due_slot("@hourly", "Europe/Berlin", _utc(2026, 11, 27, 18, 30), None, created) == (
+        _utc(2026, 11, 27, 18, 0))
