@@ -1,10 +1,11 @@
 """The engine contract: a pure command builder plus one streaming runner for all engines.
 
 An engine turns a :class:`Target` into a :class:`DumpCommand` without touching the
-system (unit-testable), and :func:`run_dump` starts it and yields its stdout.
+system (unit-testable); :func:`run_dump` starts it and yields its stdout, and
+:func:`run_restore` starts a reader (restore or check) and yields a :class:`Feed`.
 
 Error meaning: every failure surfaces as ``DumpError`` whose message includes the
-tool's stderr tail with the password redacted.
+tool's stderr tail with the password redacted; a non-zero exit is a ``ToolFailed``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,16 @@ from shared.errors import DumpError, redact
 STDERR_TAIL = 1500
 # How much of a dump's beginning the pipeline keeps for Engine.check_output.
 HEAD_BYTES = 64 * 1024
+
+
+class ToolFailed(DumpError):
+    """The tool exited non-zero on its own; ``reason`` is its redacted stderr tail."""
+
+    def __init__(self, tool: str, returncode: int, reason: str) -> None:
+        super().__init__(f"{tool} exited with code {returncode}: {reason}")
+        self.tool = tool
+        self.returncode = returncode
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,10 @@ class Engine(ABC):
         raise DumpError(f"restoring {self.name} backups is not supported")
 
     def build_check(self) -> DumpCommand | None:
-        """Return a command that reads a dump on stdin and only checks it is readable."""
+        """Return a command that reads a whole dump on stdin and fails if it is unreadable.
+
+        ``None`` means the engine has no offline checker (only bytes are checked).
+        """
         raise DumpError(f"checking {self.name} archives is not supported")
 
     def is_empty(self, target: Target) -> bool:
@@ -135,24 +149,52 @@ def run_dump(command: DumpCommand) -> Iterator[IO[bytes]]:
             process.stdout.close()
 
 
-@contextmanager
-def run_restore(command: DumpCommand) -> Iterator[IO[bytes]]:
-    """Start ``command`` and yield its stdin to feed the artifact; check how it ended.
+class Feed:
+    """The stdin of a running reader. Writing never fails because the tool stopped reading.
 
-    Closing stdin tells the tool the stream is over; then its exit code is checked
-    as for a dump. A broken pipe (the tool died early) surfaces as its own error.
+    A tool may exit before the end of the stream (it found damage, or needs no more);
+    the caller goes on reading its source (to finish its checksums) and learns how the
+    tool ended from its exit code when the ``run_restore`` block ends.
+    """
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self._pipe = pipe
+        self.closed_early = False
+
+    def write(self, data: bytes) -> None:
+        if self.closed_early or not data:
+            return
+        try:
+            self._pipe.write(data)
+        except BrokenPipeError:
+            self.closed_early = True
+
+    def close(self) -> None:
+        try:
+            self._pipe.close()
+        except BrokenPipeError:
+            self.closed_early = True
+
+
+@contextmanager
+def run_restore(command: DumpCommand) -> Iterator[Feed]:
+    """Start ``command`` and yield a :class:`Feed` of its stdin; check how it ended.
+
+    When the body ends, stdin is closed (the tool sees the end of the stream) and a
+    non-zero exit raises ``ToolFailed``. When the body raises, the tool is killed
+    *before* its stdin closes: a tool must never take an abandoned stream for a whole
+    one (``pg_restore --single-transaction`` would commit it).
     """
     with _spawn(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL) as process:
         assert process.stdin is not None
+        feed = Feed(process.stdin)
         try:
-            yield process.stdin
-        except BrokenPipeError:
-            pass  # the tool exited early; its exit code and stderr say why
-        finally:
-            try:
-                process.stdin.close()
-            except BrokenPipeError:
-                pass
+            yield feed
+        except BaseException:
+            process.kill()
+            feed.close()
+            raise
+        feed.close()
 
 
 @contextmanager
@@ -180,4 +222,4 @@ def _spawn(command: DumpCommand, stdin: Any, stdout: Any) -> Iterator[subprocess
             stderr.seek(0)
             tail = stderr.read().decode("utf-8", "replace")[-STDERR_TAIL:].strip()
             reason = redact(tail, list(command.secrets)) or "no error output"
-            raise DumpError(f"{tool} exited with code {returncode}: {reason}")
+            raise ToolFailed(tool, returncode, reason)

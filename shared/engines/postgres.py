@@ -46,12 +46,15 @@ class PostgresEngine(Engine):
              "--exit-on-error", "--single-transaction", "--no-password"], target)
 
     def build_check(self) -> DumpCommand:
-        """``pg_restore --list`` of the newest installed client reads the archive from stdin.
+        """Build ``pg_restore --file=/dev/null``: read a whole archive from stdin, restore nowhere.
 
-        The newest, since a pg_restore reads archives of its own and older versions.
+        Turning every data block into a script reads the archive to its end, so a cut or
+        a broken block structure fails (``--list`` stops after the table of contents).
+        The newest installed client, since a pg_restore reads archives of its own and
+        older versions.
         """
         client = choose_client(None, installed_clients(None))
-        return DumpCommand(argv=[client.pg_restore, "--list"])
+        return DumpCommand(argv=[client.pg_restore, "--file=/dev/null"])
 
     def tool_versions(self) -> dict[str, str]:
         """Return the pg_dump version line and, when known, the server's major."""

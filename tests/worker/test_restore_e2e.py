@@ -86,10 +86,14 @@ def test_corrupt_artifact_fails_verification(api: Client, stack: Stack, pg: Post
     path.write_bytes(bytes(data))
     flipped = wait_restore(api, api.post(f"/backups/{backup['id']}/verify").json()["id"])
     assert flipped["status"] == "failed"
+    assert flipped["error"].startswith("corrupt: checksum mismatch: "), flipped["error"]
+    assert "the gzip stream is corrupt" in flipped["error"]
     path.write_bytes(bytes(data[: len(data) // 3]))
     truncated = wait_restore(api, api.post(f"/backups/{backup['id']}/verify").json()["id"])
     assert truncated["status"] == "failed"
-    assert truncated["error"]
+    assert truncated["error"].startswith("corrupt: checksum mismatch: "), truncated["error"]
+    assert "the gzip stream is truncated" in truncated["error"]
+    # (Artifacts of 50 MB and more, each compression, restore too: test_verify_large_e2e.)
 
 
 def test_restore_bad_requests(api: Client, pg: PostgresCluster,
