@@ -6,7 +6,9 @@ import logging
 
 from flask import Flask
 
+from api.docs import init_docs
 from api.errors import Api
+from api.json_bodies import require_json_bodies
 from api.metrics import init_metrics
 from api.resources import backups, databases, packages, restores, retention, system
 from api.services import ApiContext
@@ -29,10 +31,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fla
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
+    init_docs(app)
+    require_json_bodies(app)
     db = Database(settings.runtime.database_url)
     if migrate:
         db.migrate()

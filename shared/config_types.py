@@ -6,31 +6,81 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from marshmallow import ValidationError
 
 ENGINES = ("postgres", "mongodb")
 COMPRESSIONS = ("gzip", "zstd", "none")
 PACKAGE_FORMATS = ("zip", "tar.gz")
-DATABASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
+# \Z, not $: Python's $ also matches before a trailing newline, which let "y\n" in.
+DATABASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}\Z"
 ID_ERROR = (
     "must start with a letter or digit and contain only letters, digits, '_' or '-'"
     " (at most 63 characters)"
 )
 DEFAULT_PORTS = {"postgres": 5432, "mongodb": 27017}
+# The five cron fields with the values each may take (day of week: 0 and 7 are Sunday).
+CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
+               ("day of week", 0, 7))
+# The macros croniter expands (e.g. "@daily" is "0 0 * * *"); "@reboot" means nothing here.
+CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
 
 # --- validators shared with the API schemas -------------------------------------------
 
 
 def validate_cron(value: str) -> None:
-    """Raise ``ValidationError`` unless ``value`` is a five-field cron expression."""
-    if not isinstance(value, str) or len(value.split()) != 5 or not croniter.is_valid(value):
-        raise ValidationError(f"not a valid 5-field cron expression: {value!r}")
+    """Raise ``ValidationError`` unless ``value`` is a five-field cron expression or one of
+    ``CRON_MACROS``; the message names the field at fault (``hour: 25 is out of range 0-23``).
+    """
+    if not isinstance(value, str):
+        raise ValidationError("a cron expression must be a string")
+    problem = _macro_problem(value) if value.strip().startswith("@") else _fields_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
+def _macro_problem(value: str) -> str | None:
+    if value in CRON_MACROS:
+        return None
+    if value.strip() in CRON_MACROS:  # croniter counts the fields of " @daily" and finds one
+        return f"{value!r}: write the macro without spaces around it"
+    return f"unknown cron macro {value!r}: use one of {', '.join(CRON_MACROS)} or five fields"
+
+
+def _fields_problem(value: str) -> str | None:
+    parts = value.split()
+    if len(parts) != len(CRON_FIELDS):
+        return (f"a cron expression has 5 fields (minute hour day-of-month month day-of-week),"
+                f" {value!r} has {len(parts)}")
+    for index, (name, low, high) in enumerate(CRON_FIELDS):
+        # This field with every other one "*": croniter then judges this field alone.
+        alone = " ".join(part if i == index else "*" for i, part in enumerate(parts))
+        if not croniter.is_valid(alone):
+            return f"{name}: {_field_problem(parts[index], low, high)}"
+    try:
+        croniter(value, datetime(2000, 1, 1)).get_next(datetime)
+    except (CroniterError, ValueError):
+        # Each field is valid, but together they never meet (e.g. "0 0 30 2 *").
+        return f"day of month: {parts[2]} never occurs in month {parts[3]}"
+    return None
+
+
+def _field_problem(part: str, low: int, high: int) -> str:
+    if re.search(r"/0+(?!\d)", part):
+        return f"{part!r} has a step of 0"
+    # Numbers after "/" (a step) or "#" (the nth weekday) are not positions in the range.
+    for number in re.findall(r"(?<![/#\d])\d+", part):
+        if not low <= int(number) <= high:
+            return f"{number} is out of range {low}-{high}"
+    return (f"{part!r} is not valid (expected *, a number {low}-{high}, a range a-b,"
+            " a list a,b or a step */n)")
 
 
 def validate_timezone(value: str) -> None:

@@ -11,6 +11,7 @@ from api.schemas.databases import (
     DatabaseCreateSchema,
     DatabaseDeleteArgs,
     DatabasePatchSchema,
+    DatabaseQueryArgs,
     DatabaseSchema,
 )
 from api.services import databases as service
@@ -21,9 +22,10 @@ blp = Blueprint("databases", __name__, url_prefix="/databases",
 
 @blp.route("")
 class Databases(MethodView):
+    @blp.arguments(DatabaseQueryArgs, location="query")
     @blp.response(200, DatabaseSchema(many=True))
     @blp.paginate()
-    def get(self, pagination_parameters: Any) -> Any:
+    def get(self, _: dict[str, Any], pagination_parameters: Any) -> Any:
         """List registered databases, newest first."""
         items, total = service.list_databases(pagination_parameters.page,
                                               pagination_parameters.page_size)

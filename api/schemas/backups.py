@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from shared.config import DATABASE_ID_PATTERN
+from api.schemas.common import DatabaseId, ListQueryArgs
 
 STATUSES = ("pending", "running", "completed", "failed")
 
@@ -14,13 +14,11 @@ class BackupCreateSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    database_id = ma.fields.String(required=True, validate=validate.Regexp(
-        DATABASE_ID_PATTERN, error="not a valid database id"))
+    database_id = DatabaseId(required=True)
 
 
-class BackupQueryArgs(ma.Schema):
-    database_id = ma.fields.String(validate=validate.Regexp(
-        DATABASE_ID_PATTERN, error="not a valid database id"))
+class BackupQueryArgs(ListQueryArgs):
+    database_id = DatabaseId()
     status = ma.fields.String(validate=validate.OneOf(STATUSES))
 
 

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import validate
 
-from shared.config import (
-    COMPRESSIONS,
-    DATABASE_ID_PATTERN,
-    ENGINES,
-    ID_ERROR,
-    validate_cron,
-    validate_timezone,
-)
+from api.schemas.common import DatabaseId, ListQueryArgs, QueryArgs, anchored
+from shared.config import COMPRESSIONS, ENGINES, validate_cron, validate_timezone
 from shared.engines.options import option_errors
 
 MAX_COUNT = 100_000
 MAX_DAYS = 36_500
-NO_SPACES = validate.Regexp(r"^\S+$", error="must not contain spaces")
 
 
 class Text(ma.fields.String):
@@ -28,6 +23,15 @@ class Text(ma.fields.String):
         if any(ord(ch) < 32 for ch in text):
             raise ma.ValidationError("must not contain control characters")
         return text
+
+
+class Host(Text):
+    """A host name or address: 1 to 255 characters, no spaces."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        rule = anchored(r"^\S+\Z", "must not contain spaces")
+        super().__init__(validate=[validate.Length(min=1, max=255), rule["validate"]],
+                         metadata=rule["metadata"], **kwargs)
 
 
 def _options_are_scalars(value: dict[str, object]) -> None:
@@ -43,7 +47,7 @@ class _Editable(ma.Schema):
         unknown = ma.RAISE
 
     name = Text(validate=validate.Length(min=1, max=255))
-    host = Text(validate=[validate.Length(min=1, max=255), NO_SPACES])
+    host = Host()
     port = ma.fields.Integer(validate=validate.Range(min=1, max=65535))
     username = Text(allow_none=True, validate=validate.Length(max=255))
     password = Text(allow_none=True, load_only=True, validate=validate.Length(max=1024))
@@ -64,10 +68,9 @@ class _Editable(ma.Schema):
 
 
 class DatabaseCreateSchema(_Editable):
-    id = ma.fields.String(required=True, validate=validate.Regexp(DATABASE_ID_PATTERN,
-                                                                  error=ID_ERROR))
+    id = DatabaseId(required=True)
     engine = ma.fields.String(required=True, validate=validate.OneOf(ENGINES))
-    host = Text(required=True, validate=[validate.Length(min=1, max=255), NO_SPACES])
+    host = Host(required=True)
     database_name = Text(required=True, validate=validate.Length(min=1, max=255))
 
     @ma.validates_schema
@@ -104,5 +107,9 @@ class DatabaseSchema(ma.Schema):
     updated_at = ma.fields.DateTime()
 
 
-class DatabaseDeleteArgs(ma.Schema):
+class DatabaseQueryArgs(ListQueryArgs):
+    """GET /databases takes no filter; only page and page_size."""
+
+
+class DatabaseDeleteArgs(QueryArgs):
     delete_backups = ma.fields.Boolean(load_default=False)

@@ -6,8 +6,8 @@ import marshmallow as ma
 from marshmallow import validate
 
 from api.schemas.backups import STATUSES
+from api.schemas.common import DatabaseId, ListQueryArgs
 from shared.archive import FORMATS
-from shared.config import DATABASE_ID_PATTERN, ID_ERROR
 
 
 class PackageCreateSchema(ma.Schema):
@@ -15,14 +15,14 @@ class PackageCreateSchema(ma.Schema):
         unknown = ma.RAISE
 
     database_ids = ma.fields.List(
-        ma.fields.String(validate=validate.Regexp(DATABASE_ID_PATTERN, error=ID_ERROR)),
+        DatabaseId(),
         validate=validate.Length(min=1, max=1000, error="must name at least one database"),
         metadata={"description": "default: every database with package: true"})
     format = ma.fields.String(validate=validate.OneOf(FORMATS),
                               metadata={"description": "default: package-conf.compression"})
 
 
-class PackageQueryArgs(ma.Schema):
+class PackageQueryArgs(ListQueryArgs):
     status = ma.fields.String(validate=validate.OneOf(STATUSES))
 
 

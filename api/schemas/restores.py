@@ -6,21 +6,20 @@ import marshmallow as ma
 from marshmallow import validate
 
 from api.schemas.backups import STATUSES
-from shared.config import DATABASE_ID_PATTERN
+from api.schemas.common import DatabaseId, ListQueryArgs
 
 
 class RestoreRequestSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    target_database_id = ma.fields.String(
-        validate=validate.Regexp(DATABASE_ID_PATTERN, error="not a valid database id"),
+    target_database_id = DatabaseId(
         metadata={"description": "default: the backup's own database"})
     confirm = ma.fields.Boolean(load_default=False, metadata={
         "description": "required to replace the contents of a non-empty target"})
 
 
-class RestoreQueryArgs(ma.Schema):
+class RestoreQueryArgs(ListQueryArgs):
     backup_id = ma.fields.UUID()
     status = ma.fields.String(validate=validate.OneOf(STATUSES))
 

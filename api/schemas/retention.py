@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import validate
 
-from shared.config import DATABASE_ID_PATTERN
+from api.schemas.common import DatabaseId
 
 
 class RetentionRunSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    dry_run = ma.fields.Boolean(load_default=False, metadata={
-        "description": "list what would be deleted and why, delete nothing"})
-    database_id = ma.fields.String(validate=validate.Regexp(
-        DATABASE_ID_PATTERN, error="not a valid database id"), metadata={
+    # True unless the body says false: a POST without a body (or one a browser was
+    # tricked into sending) previews, it never deletes.
+    dry_run = ma.fields.Boolean(load_default=True, metadata={
+        "description": "default true: list what would be deleted and why, delete nothing;"
+                       " false deletes"})
+    database_id = DatabaseId(metadata={
         "description": "only this database (default: every registered database)"})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.services import abort, ctx, is_database_id, paginate
@@ -40,17 +41,25 @@ def get_database(database_id: str) -> dict[str, Any]:
 
 
 def create_database(data: dict[str, Any]) -> dict[str, Any]:
+    """Register a database; an id taken already, even by a request racing this one, is 409."""
     now = utcnow()
-    with ctx().db.session() as session:
-        if session.get(Database, data["id"]) is not None:
-            abort(409, message=f"database {data['id']!r} already exists")
-        row = Database(**data, managed_by="api", created_at=now, updated_at=now)
-        row.name = data.get("name") or data["id"]
-        row.port = data.get("port") or DEFAULT_PORTS[data["engine"]]
-        row.options = data.get("options") or {}
-        session.add(row)
-        session.flush()
-        return present(row)
+    exists = f"database {data['id']!r} already exists"
+    try:
+        with ctx().db.session() as session:
+            if session.get(Database, data["id"]) is not None:
+                abort(409, message=exists)
+            row = Database(**data, managed_by="api", created_at=now, updated_at=now)
+            row.name = data.get("name") or data["id"]
+            row.port = data.get("port") or DEFAULT_PORTS[data["engine"]]
+            row.options = data.get("options") or {}
+            session.add(row)
+            session.flush()
+            created = present(row)
+    except IntegrityError:
+        # The primary key is the only unique constraint: another request inserted
+        # this id between our check and our INSERT.
+        abort(409, message=exists)
+    return created
 
 
 def update_database(database_id: str, changes: dict[str, Any]) -> dict[str, Any]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import requests
 
-from tests.conftest import Client
+from tests.conftest import Client, Stack
 
 
 def _body(**overrides: Any) -> dict[str, Any]:
@@ -28,6 +31,8 @@ def _body(**overrides: Any) -> dict[str, Any]:
     ({"id": "has spaces"}, "id"),
     ({"id": "-leading-dash"}, "id"),
     ({"id": "x" * 64}, "id"),
+    ({"id": "y\n"}, "id"),
+    ({"id": "\ny"}, "id"),
     ({"host": ...}, "host"),
     ({"database_name": ...}, "database_name"),
     ({"engine": ...}, "engine"),
@@ -46,12 +51,44 @@ def test_invalid_database_is_422_naming_the_field(api: Client, overrides: dict[s
     assert field in payload["message"]
 
 
+def test_cron_error_names_the_field_and_macros_are_accepted(api: Client) -> None:
+    response = api.post("/databases", json=_body(schedule="0 25 * * *"))
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"]["json"]["schedule"] == ["hour: 25 is out of range 0-23"]
+    assert "schedule" in response.json()["message"] and "hour" in response.json()["message"]
+    created = api.post("/databases", json=_body(schedule="@daily"))
+    assert created.status_code == 201, created.text
+    assert created.json()["schedule"] == "@daily"
+
+
 def test_duplicate_id_is_409(api: Client) -> None:
     body = _body()
     assert api.post("/databases", json=body).status_code == 201
     response = api.post("/databases", json=body)
     assert response.status_code == 409
     assert body["id"] in response.json()["message"]
+
+
+def test_concurrent_creates_of_one_id_answer_201_once_then_409(api: Client,
+                                                               stack: Stack) -> None:
+    password = f"Race-{uuid.uuid4().hex}-pw"
+
+    def create(body: dict[str, Any], start: threading.Barrier) -> requests.Response:
+        start.wait()  # the three requests leave together
+        return requests.post(api.base + "/databases", json=body, timeout=30)
+
+    for _ in range(4):
+        body, start = _body(password=password), threading.Barrier(3)
+        with ThreadPoolExecutor(3) as pool:
+            futures = [pool.submit(create, body, start) for _ in range(3)]
+            responses = [f.result() for f in futures]
+        assert sorted(r.status_code for r in responses) == [201, 409, 409], \
+            [r.text for r in responses]
+        for conflict in (r for r in responses if r.status_code == 409):
+            assert body["id"] in conflict.json()["message"]
+    # Neither the answers nor the log (a failed INSERT's parameters) show the password.
+    assert password not in stack.logs()
+    assert all(password not in r.text for r in responses)
 
 
 def test_password_is_write_only_and_defaults_apply(api: Client) -> None:
@@ -90,6 +127,28 @@ def test_missing_database_is_404(api: Client) -> None:
     assert api.get("/databases/nope").status_code == 404
     assert api.patch("/databases/nope", {"name": "x"}).status_code == 404
     assert api.delete("/databases/nope").status_code == 404
+
+
+def test_ids_with_a_newline_are_refused_or_absent_never_500(api: Client) -> None:
+    for response in (api.get("/databases/y%0A"), api.patch("/databases/y%0A", {"name": "x"}),
+                     api.delete("/databases/y%0A"), api.get("/databases/config-managed%0A"),
+                     api.get("/backups/00000000-0000-0000-0000-000000000000%0A"),
+                     api.get("/backups/00000000-0000-0000-0000-000000000000%0A/download"),
+                     api.delete("/backups/00000000-0000-0000-0000-000000000000%0A"),
+                     api.get("/packages/00000000-0000-0000-0000-000000000000%0A/download"),
+                     api.post("/backups/00000000-0000-0000-0000-000000000000%0A/verify")):
+        assert response.status_code == 404, (response.url, response.text)
+    for method, path, body, field in (
+        ("post", "/backups", {"database_id": "y\n"}, "database_id"),
+        ("post", "/retention/run", {"database_id": "y\n"}, "database_id"),
+        ("post", "/packages/create", {"database_ids": ["y\n"]}, "database_ids"),
+        ("post", "/backups/00000000-0000-0000-0000-000000000000/restore",
+         {"target_database_id": "y\n"}, "target_database_id"),
+        ("get", "/backups?database_id=y%0A", None, "database_id"),
+    ):
+        response = api.session.request(method, api.base + path, json=body, timeout=30)
+        assert response.status_code == 422, (path, response.text)
+        assert field in response.json()["message"]
 
 
 def test_config_managed_database_refuses_patch_and_delete(api: Client) -> None:

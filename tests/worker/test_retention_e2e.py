@@ -67,7 +67,7 @@ def test_age_dry_run_lists_then_run_deletes(api: Client, stack: Stack, pg: Postg
     assert all("older than retention_days=7" in b["reason"] for b in body["backups"])
     assert all(p.exists() for b in (old1, old2) for p in _files(stack, b))  # nothing deleted
 
-    applied = api.post("/retention/run", json={"database_id": db_id}).json()
+    applied = api.post("/retention/run", json={"dry_run": False, "database_id": db_id}).json()
     assert applied["dry_run"] is False and applied["count"] == 2 and applied["errors"] == []
     for gone in (old1, old2):
         assert api.get(f"/backups/{gone['id']}").status_code == 404
@@ -75,7 +75,8 @@ def test_age_dry_run_lists_then_run_deletes(api: Client, stack: Stack, pg: Postg
     assert api.get(f"/backups/{fresh['id']}/download").status_code == 200
     assert _deleted_counter(pg, stack, db_id) == 2
     # Applying again finds nothing more and counts nothing more.
-    assert api.post("/retention/run", json={"database_id": db_id}).json()["count"] == 0
+    again = api.post("/retention/run", json={"dry_run": False, "database_id": db_id})
+    assert again.json()["count"] == 0
     assert _deleted_counter(pg, stack, db_id) == 2
 
 
@@ -104,7 +105,7 @@ def test_floor_keeps_the_last_good_backup_through_failures(
     for backup in (older_good, last_good, *failures[:3]):
         _backdate(pg, stack, backup, 30)
 
-    body = api.post("/retention/run", json={"database_id": db_id}).json()
+    body = api.post("/retention/run", json={"dry_run": False, "database_id": db_id}).json()
     deleted = {b["backup_id"]: b for b in body["backups"]}
     assert set(deleted) == {older_good["id"], *(f["id"] for f in failures[:3])}
     assert deleted[failures[0]["id"]]["reason"].startswith("failed backup older than")
