@@ -9,14 +9,14 @@ from flask import Flask
 from api.docs import init_docs
 from api.errors import Api
 from api.json_bodies import require_json_bodies
-from api.metrics import init_metrics
+from api.prometheus import init_metrics
 from api.resources import backups, databases, packages, restores, retention, system
 from api.services import ApiContext
+from shared.broker import make_celery
 from shared.catalog import upsert_config_databases
 from shared.config import Settings, load_settings
-from shared.db import Database
+from shared.metadata_db import MetadataDB
 from shared.storage import make_storage
-from worker.celery_app import make_celery
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fla
     )
     init_docs(app)
     require_json_bodies(app)
-    db = Database(settings.runtime.database_url)
+    db = MetadataDB(settings.runtime.database_url)
     if migrate:
         db.migrate()
     with db.session() as session:

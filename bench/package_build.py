@@ -33,9 +33,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared.models import Package  # noqa: E402
-from shared.packages import Member, Selection  # noqa: E402
+from shared.packaging.selection import Member, Selection  # noqa: E402
 from shared.storage import LocalStorage  # noqa: E402
-from worker.packaging import build_package  # noqa: E402
+from worker.package import build_package  # noqa: E402
 
 WHEN = datetime(2026, 11, 26, tzinfo=UTC)
 

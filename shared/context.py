@@ -5,19 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.config import Settings, load_settings
-from shared.db import Database
+from shared.metadata_db import MetadataDB
 from shared.storage import Storage, make_storage
 
 
 @dataclass
 class Context:
     settings: Settings
-    db: Database
+    db: MetadataDB
     storage: Storage
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Context:
-        return cls(settings=settings, db=Database(settings.runtime.database_url),
+        return cls(settings=settings, db=MetadataDB(settings.runtime.database_url),
                    storage=make_storage(settings))
 
 

@@ -145,7 +145,7 @@ class Process:
     def start(self) -> Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", *self.argv],
+            [sys.executable, "-m", "cli", *self.argv],
             env={**os.environ, "PYTHONPATH": str(REPO), **self.env}, cwd=self.cwd,
             stdout=open(self.log_path, "ab"),
             stderr=subprocess.STDOUT, start_new_session=True)

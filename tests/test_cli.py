@@ -17,7 +17,7 @@ def backup_api(*argv: str, cwd: Path, timeout: float = 60) -> subprocess.Complet
     env = {**os.environ, "PYTHONPATH": str(REPO), "BACKUP_API_DATA_DIR": str(cwd / "data")}
     for name in ("BACKUP_API_CONFIG", "DATABASE_URL", "CELERY_BROKER_URL"):
         env.pop(name, None)
-    return subprocess.run([sys.executable, "-m", "shared.cli", *argv], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "cli", *argv], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -1,33 +1,16 @@
-"""The Celery application, configured from settings. Never imports Flask.
+"""The worker's Celery app: the shared app plus our tasks and the beat scheduler.
 
-Long dumps are safe on Redis: tasks are acknowledged late (a worker that dies
-mid-backup does not lose the message), prefetch is 1, and the visibility timeout
-is above the per-backup time limit so Redis does not hand a running task to a
-second worker. Tasks are idempotent, so a redelivery never runs a backup twice.
+Never imports Flask.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from celery import Celery, signals
 
+from shared.broker import make_celery
 from shared.config import Settings
-
-
-def broker_options(settings: Settings) -> dict[str, Any]:
-    url = settings.runtime.broker_url
-    if url.startswith("filesystem://"):
-        folder = os.path.join(settings.runtime.data_dir, "broker")
-        os.makedirs(os.path.join(folder, "processed"), exist_ok=True)
-        # control_folder defaults to ./control in the working directory: keep it with the
-        # rest of the broker's files.
-        return {"data_folder_in": folder, "data_folder_out": folder,
-                "processed_folder": os.path.join(folder, "processed"),
-                "control_folder": os.path.join(folder, "control"),
-                "store_processed": False}
-    return {"visibility_timeout": settings.global_.backup_time_limit + 3600}
 
 
 @signals.setup_logging.connect(weak=False)
@@ -35,28 +18,12 @@ def _keep_our_logging(**_: Any) -> None:
     """Leave logging as ``shared.logs.configure`` set it: JSON lines, secrets redacted."""
 
 
-def make_celery(settings: Settings) -> Celery:
-    """Return a Celery app for ``settings``; the worker loads ``worker.tasks``."""
-    app = Celery("backup_api", broker=settings.runtime.broker_url, include=["worker.tasks"])
-    limit = settings.global_.backup_time_limit
+def make_worker_app(settings: Settings) -> Celery:
+    """Return the app a worker or beat runs: it loads ``worker.tasks``."""
+    app = make_celery(settings)
     app.conf.update(
-        broker_transport_options=broker_options(settings),
-        broker_connection_retry_on_startup=True,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        task_ignore_result=True,
-        task_soft_time_limit=limit,
-        task_time_limit=limit + 120,
-        task_serializer="json",
-        accept_content=["json"],
-        worker_prefetch_multiplier=1,
-        worker_concurrency=settings.global_.max_parallel_jobs,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
-        worker_hijack_root_logger=False,
-        timezone="UTC",
-        enable_utc=True,
-        # The schedule lives in the metadata DB; see worker/scheduler.py.
-        beat_scheduler="worker.scheduler:DatabaseScheduler",
+        include=["worker.tasks"],
+        # The schedule lives in the metadata DB; see worker/beat/scheduler.py.
+        beat_scheduler="worker.beat.scheduler:DatabaseScheduler",
     )
     return app

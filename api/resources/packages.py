@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from api.schemas.packages import PackageCreateSchema, PackageQueryArgs, PackageSchema
 from api.services import packages as service
-from shared.archive import MEDIA_TYPES
+from shared.packaging.archive import MEDIA_TYPES
 
 blp = Blueprint("packages", __name__, url_prefix="/packages",
                 description="Packages: the latest backups of several databases in one file")

@@ -40,7 +40,7 @@ class Ready(MethodView):
 
 def _check_db() -> str:
     try:
-        with ctx().db.engine.connect() as connection:
+        with ctx().db.sql_engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001
         return f"unreachable ({type(exc).__name__})"

@@ -7,7 +7,7 @@ from marshmallow import validate
 
 from api.schemas.backups import STATUSES
 from api.schemas.common import DatabaseId, ListQueryArgs
-from shared.archive import FORMATS
+from shared.packaging.archive import FORMATS
 
 
 class PackageCreateSchema(ma.Schema):

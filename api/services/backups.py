@@ -22,7 +22,8 @@ from api.services import (
     paginate,
 )
 from shared.catalog import effective
-from shared.metrics import record_backup
+from shared.jobs import BACKUP_TASK
+from shared.metrics.record import record_backup
 from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def create_backup(database_id: str, trigger: str = "manual") -> Backup:
             session.add(backup)
     except IntegrityError:
         abort(409, message=f"a backup of {database_id!r} is already pending or running")
-    enqueue("backups.run", backup.id, "backup",
+    enqueue(BACKUP_TASK, backup.id, "backup",
             partial(fail_pending, Backup, backup.id, count=_count_failed))
     return backup
 

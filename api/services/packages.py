@@ -21,15 +21,14 @@ from api.services import (
     open_stored,
     paginate,
 )
-from shared.counters import increment
-from shared.metrics import PACKAGES_TOTAL
+from shared.jobs import PACKAGE_TASK
+from shared.metrics.counters import increment
+from shared.metrics.record import PACKAGES_TOTAL
 from shared.models import Database, Package, utcnow
-from shared.packages import new_package
+from shared.packaging.selection import new_package
 
 log = logging.getLogger(__name__)
 STREAM_CHUNK = 256 * 1024
-# worker.celery_app sets task_time_limit to the soft limit plus this.
-HARD_LIMIT_MARGIN = 120
 
 
 def list_packages(filters: dict[str, Any], page: int,
@@ -60,7 +59,7 @@ def create_package(database_ids: list[str] | None, fmt: str | None) -> Package:
         package = new_package(fmt=fmt or context.settings.package.compression,
                               storage_kind=context.storage.kind, database_ids=database_ids)
         session.add(package)
-    enqueue("packages.run", package.id, "package",
+    enqueue(PACKAGE_TASK, package.id, "package",
             partial(fail_pending, Package, package.id, count=_count_failed))
     return package
 
@@ -84,7 +83,7 @@ def open_download(package_id: str) -> tuple[Package, str, int, Iterator[bytes]]:
 def _abandoned(package: Package) -> bool:
     """Tell whether a running package is past Celery's hard time limit, so no worker
     can still be building it (its worker died): it may then be deleted."""
-    limit = ctx().settings.global_.backup_time_limit + HARD_LIMIT_MARGIN
+    limit = ctx().settings.global_.hard_time_limit
     started = package.started_at or package.created_at
     return started < utcnow() - timedelta(seconds=limit)
 

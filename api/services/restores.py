@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from api.services import abort, ctx, enqueue, fail_pending, is_uuid, load_row, paginate
+from shared.jobs import RESTORE_TASK
 from shared.models import Backup, Database, Restore, utcnow
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def request(backup_id: str, kind: str, target_database_id: str | None = None,
                       target_database_id=target_id, confirm=confirm, status="pending",
                       created_at=utcnow(), details={})
         session.add(row)
-    enqueue("restores.run", row.id, kind, partial(fail_pending, Restore, row.id))
+    enqueue(RESTORE_TASK, row.id, kind, partial(fail_pending, Restore, row.id))
     return row
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from api.services import abort, ctx
 from shared.models import Database
-from worker.retention import Outcome, apply, plan
+from shared.retention.apply import Outcome, apply, plan
 
 
 def run(dry_run: bool, database_id: str | None) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from shared.engines.base import (
     HEAD_BYTES,
     DumpCommand,
-    Engine,
+    DumpEngine,
     Target,
     run_dump,
     run_restore,
@@ -13,13 +13,13 @@ from shared.engines.base import (
 from shared.engines.mongodb import MongoEngine
 from shared.engines.postgres import PostgresEngine
 
-ENGINE_CLASSES: dict[str, type[Engine]] = {"postgres": PostgresEngine, "mongodb": MongoEngine}
+DUMP_ENGINES: dict[str, type[DumpEngine]] = {"postgres": PostgresEngine, "mongodb": MongoEngine}
 
 
-def get_engine(name: str) -> Engine:
+def get_dump_engine(name: str) -> DumpEngine:
     """Return the engine for ``name`` (validated with the config or the API)."""
-    return ENGINE_CLASSES[name]()
+    return DUMP_ENGINES[name]()
 
 
-__all__ = ["HEAD_BYTES", "DumpCommand", "Engine", "Target", "get_engine", "run_dump",
+__all__ = ["HEAD_BYTES", "DumpCommand", "DumpEngine", "Target", "get_dump_engine", "run_dump",
            "run_restore"]

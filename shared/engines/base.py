@@ -23,7 +23,7 @@ from typing import IO, Any
 from shared.errors import DumpError, redact
 
 STDERR_TAIL = 1500
-# How much of a dump's beginning the pipeline keeps for Engine.check_output.
+# How much of a dump's beginning the pipeline keeps for DumpEngine.check_output.
 HEAD_BYTES = 64 * 1024
 
 
@@ -65,7 +65,7 @@ class DumpCommand:
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
-class Engine(ABC):
+class DumpEngine(ABC):
     name: str
     tool: str
 
@@ -73,7 +73,7 @@ class Engine(ABC):
     def build_dump(self, target: Target) -> DumpCommand:
         """Return the command that writes one uncompressed dump to stdout."""
 
-    def resolve(self, target: Target) -> Engine:
+    def resolve(self, target: Target) -> DumpEngine:
         """Return the engine to dump ``target`` with (e.g. the client matching its server).
 
         May ask the server; raise ``DumpError`` when no usable client is installed.

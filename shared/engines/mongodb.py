@@ -11,7 +11,7 @@ import struct
 from typing import Any
 from urllib.parse import unquote
 
-from shared.engines.base import DumpCommand, Engine, Target, version_line
+from shared.engines.base import DumpCommand, DumpEngine, Target, version_line
 from shared.engines.options import uri_password
 from shared.errors import DumpError, redact
 
@@ -27,7 +27,7 @@ def _yaml_string(value: str) -> str:
     return json.dumps(value)
 
 
-class MongoEngine(Engine):
+class MongoEngine(DumpEngine):
     name = "mongodb"
     tool = "mongodump"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.engines.base import DumpCommand, Engine, Target, version_line
+from shared.engines.base import DumpCommand, DumpEngine, Target, version_line
 from shared.engines.pg_client import choose_client, installed_clients, server_major
 from shared.errors import DumpError, redact
 
@@ -16,7 +16,7 @@ def _pgpass_field(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:")
 
 
-class PostgresEngine(Engine):
+class PostgresEngine(DumpEngine):
     name = "postgres"
     tool = "pg_dump"
 

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection handed over by ``shared.db.Database.migrate``."""
+"""Alembic environment: runs on the connection that ``MetadataDB.migrate`` hands over."""
 
 from alembic import context
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from tornado.options import options as flower_options
 
-from shared.cli import build_parser
+from cli import build_parser
 from shared.config import load_settings, runtime_from_env
 from tests.deploy.compose import Dockerfile, command_of, load_compose
 from tests.services import REPO
@@ -77,7 +77,7 @@ def test_every_command_exists_in_our_cli(compose: dict[str, Any]) -> None:
             raise AssertionError(f"{name}: `backup-api {' '.join(argv)}` is not our CLI") from exc
     for image in OUR_IMAGES:
         parser.parse_args(Dockerfile.read(image).exec_form("CMD"))
-    assert "backup-api = \"shared.cli:main\"" in (REPO / "pyproject.toml").read_text()
+    assert "backup-api = \"cli:main\"" in (REPO / "pyproject.toml").read_text()
 
 
 def test_flower_runs_from_the_worker_image_with_celery_flower(compose: dict[str, Any]) -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from marshmallow import ValidationError
 
+from cli import main
 from shared.catalog import effective
-from shared.cli import main
 from shared.config import load_settings, parse_config, runtime_from_env
-from shared.config_types import validate_cron
+from shared.config.types import validate_cron
 from shared.errors import ConfigError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

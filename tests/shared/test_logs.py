@@ -10,7 +10,7 @@ from shared import logs
 
 
 def _format(message: str, *args: object, **extra: object) -> dict[str, object]:
-    record = logging.LogRecord("worker.pipeline", logging.INFO, __file__, 1, message, args, None)
+    record = logging.LogRecord("worker.backup", logging.INFO, __file__, 1, message, args, None)
     record.__dict__.update(extra)
     line = logs.JsonFormatter().format(record)
     assert "\n" not in line
@@ -23,7 +23,7 @@ def test_a_line_carries_the_event_fields() -> None:
                     **logs.event("complete", backup_id="b1", database_id="shop",
                                  duration_seconds=1.5))
     assert entry["message"] == "backup b1 completed"
-    assert entry["level"] == "info" and entry["logger"] == "worker.pipeline"
+    assert entry["level"] == "info" and entry["logger"] == "worker.backup"
     assert (entry["stage"], entry["backup_id"], entry["database_id"],
             entry["duration_seconds"]) == ("complete", "b1", "shop", 1.5)
 

@@ -62,7 +62,7 @@ def test_check_config_lists_installed_clients(tmp_path: Path) -> None:
                       "  - {id: pinned, engine: postgres, database_name: shop,"
                       f" options: {{pg_bin_dir: {tmp_path}}}}}\n")
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "check-config", str(config)], cwd=REPO,
+        [sys.executable, "-m", "cli", "check-config", str(config)], cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60)
     assert f"15 ({PG_BIN})" in json.loads(result.stdout)["tools"]["pg_dump"]
     assert result.returncode == 0

@@ -10,7 +10,7 @@ import zstandard
 
 from shared.compression import make_compressor
 from shared.hashing import Digests
-from worker.pipeline import artifact_key
+from worker.backup import artifact_key
 
 
 def test_artifact_key_tells_database_date_and_format() -> None:

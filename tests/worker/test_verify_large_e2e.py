@@ -30,7 +30,7 @@ from shared.models import Backup
 from shared.storage.local import LocalStorage
 from tests.conftest import Client, Stack
 from tests.services import PostgresCluster
-from worker.restoring import _stream
+from worker.restore import _stream
 
 MiB = 1024 * 1024
 COMPRESSIONS = ["gzip", "zstd", "none"]

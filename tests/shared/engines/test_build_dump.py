@@ -7,7 +7,7 @@ import struct
 import pytest
 import yaml
 
-from shared.engines import DumpCommand, Target, get_engine
+from shared.engines import DumpCommand, Target, get_dump_engine
 from shared.engines.mongodb import ARCHIVE_MAGIC, MongoEngine
 from shared.engines.postgres import PostgresEngine
 from shared.errors import DumpError
@@ -106,5 +106,5 @@ def test_pg_dump_password_goes_in_a_pgpass_file() -> None:
 
 
 def test_get_engine_knows_both_engines() -> None:
-    assert isinstance(get_engine("mongodb"), MongoEngine)
-    assert isinstance(get_engine("postgres"), PostgresEngine)
+    assert isinstance(get_dump_engine("mongodb"), MongoEngine)
+    assert isinstance(get_dump_engine("postgres"), PostgresEngine)

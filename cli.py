@@ -1,0 +1,273 @@
+"""The ``backup-api`` console script: run, api, worker, beat, migrate, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from shared import logs
+from shared.catalog import effective
+from shared.config import DEFAULT_PORTS, Settings, load_settings
+from shared.errors import ConfigError
+
+log = logging.getLogger("backup_api")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of every subcommand (the deployment files are checked against it)."""
+    parser = argparse.ArgumentParser(prog="backup-api", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("run", "API + worker + beat on one machine (embedded default)"),
+                       ("api", "serve the HTTP API")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--host", default="127.0.0.1" if name == "run" else "0.0.0.0")
+        cmd.add_argument("--port", type=int, default=8000)
+        cmd.add_argument("--threads", type=int, default=8, help="request threads")
+    worker = sub.add_parser("worker", help="run a Celery worker")
+    worker.add_argument("--beat", action="store_true", help="embed the beat scheduler")
+    worker.add_argument("--concurrency", type=int, help="default: global.max_parallel_jobs")
+    worker.add_argument("--hostname", help="Celery node name")
+    sub.add_parser("beat", help="run the Celery beat scheduler")
+    sub.add_parser("migrate", help="apply metadata DB migrations")
+    check = sub.add_parser("check-config", help="validate a config and print effective settings")
+    check.add_argument("path", nargs="?")
+    return parser
+
+
+def _version() -> str:
+    try:
+        return version("backup-api")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command in ("run", "api"):
+        # Before anything else, so a port in use is one line, not a half-started service.
+        problem = port_problem(args.host, args.port)
+        if problem:
+            print(f"backup-api: {problem}", file=sys.stderr)
+            return 1
+
+    logs.configure()
+    try:
+        settings = load_settings(getattr(args, "path", None))
+    except ConfigError as exc:
+        print(f"backup-api: invalid configuration: {exc.message}", file=sys.stderr)
+        return 2
+    for spec in settings.databases:
+        logs.add_secret(spec.password)
+    if settings.storage.s3:
+        logs.add_secret(settings.storage.s3.secret_key)
+    handler = {"run": _run, "api": _api, "worker": _worker, "beat": _beat,
+               "migrate": _migrate, "check-config": _check_config}[args.command]
+    return handler(settings, args)
+
+
+def _prepare(settings: Settings) -> None:
+    """Migrate the metadata DB and upsert the databases declared in the config."""
+    from shared.catalog import upsert_config_databases
+    from shared.metadata_db import MetadataDB
+
+    db = MetadataDB(settings.runtime.database_url)
+    db.migrate()
+    with db.session() as session:
+        upsert_config_databases(session, settings)
+    db.sql_engine.dispose()
+
+
+def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+    _prepare(settings)
+    print("metadata DB is up to date")
+    return 0
+
+
+def _check_config(settings: Settings, _: argparse.Namespace) -> int:
+    """Print the effective settings of each database, passwords masked."""
+    if not settings.runtime.config_found:
+        print(f"backup-api: no config file at {settings.runtime.config_path}: "
+              "showing the defaults (name a file, or set BACKUP_API_CONFIG)", file=sys.stderr)
+    report: dict[str, Any] = {
+        "config": settings.runtime.config_path if settings.runtime.config_found else None,
+        "storage": {"type": settings.storage.type,
+                    **({"path": settings.storage_path} if settings.storage.type == "local"
+                       else {"bucket": settings.storage.s3.bucket if settings.storage.s3
+                             else None})},
+        "databases": [],
+        "package-conf": vars(settings.package),
+    }
+    for spec in settings.databases:
+        eff = effective(spec, settings.global_)
+        report["databases"].append({
+            "id": spec.id, "name": spec.name or spec.id, "engine": spec.engine,
+            "host": spec.host, "port": spec.port or DEFAULT_PORTS[spec.engine],
+            "username": spec.username, "password": "***" if spec.password else None,
+            "database_name": spec.database_name, "package": spec.package,
+            "enabled": spec.enabled, **vars(eff),
+        })
+    report["tools"], missing = tool_report(settings)
+    print(json.dumps(report, indent=2, default=str))
+    # A warning, not a failure: the file is valid, and it may be checked on a machine
+    # (CI, the API host) that never runs a dump.
+    for problem in missing:
+        print(f"backup-api: warning: {problem}", file=sys.stderr)
+    return 0
+
+
+def tool_report(settings: Settings) -> tuple[dict[str, str], list[str]]:
+    """Locate each engine's dump tool; list as missing those a configured database needs."""
+    from shared.engines import DUMP_ENGINES
+    from shared.errors import DumpError
+
+    needed: dict[str, list[str]] = {}
+    for spec in settings.databases:
+        if spec.enabled:
+            needed.setdefault(spec.engine, []).append(spec.id)
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for name, engine_class in DUMP_ENGINES.items():
+        engine = engine_class()
+        try:
+            found[engine.tool] = engine.locate()
+        except DumpError as exc:
+            found[engine.tool] = f"missing: {exc.message}"
+            if name in needed:
+                missing.append(f"{exc.message} (needed by {', '.join(needed[name])})")
+    for spec in settings.databases:
+        if spec.enabled and spec.options.get("pg_bin_dir"):
+            try:
+                engine_class = DUMP_ENGINES[spec.engine]
+                found[f"{spec.id}: pg_dump"] = engine_class().locate(spec.options)
+            except DumpError as exc:
+                missing.append(f"{spec.id}: {exc.message}")
+    return found, missing
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Return why ``host:port`` cannot be listened on (in use, not allowed), or None."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror}"
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            hint = " (choose another with --port)" if exc.errno == errno.EADDRINUSE else ""
+            return f"cannot listen on {host}:{port}: {exc.strerror}{hint}"
+    return None
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
+
+    class _JsonGunicornLogger(Logger):  # type: ignore[misc]
+        """Gunicorn's own error and access logs, as JSON lines like every other log."""
+
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for handler in self.error_log.handlers + self.access_log.handlers:
+                handler.setFormatter(logs.JsonFormatter())
+
+    from api.app import create_app
+
+    app = create_app(settings)
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", 1)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", args.threads)
+            # Downloads of large backups stream for a long time.
+            self.cfg.set("timeout", 0)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("logger_class", _JsonGunicornLogger)
+
+        def load(self) -> Any:
+            return app
+
+    _Server().run()
+    return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.celery_app import make_worker_app
+
+    _prepare(settings)
+    for name, where in tool_report(settings)[0].items():
+        if where.startswith("missing"):
+            log.warning("%s %s: backups that need it will fail", name, where)
+    app = make_worker_app(settings)
+    # --quiet: no banner on stdout; every line a process writes is a JSON log line.
+    argv = ["--quiet", "worker", "--loglevel=INFO", "--without-mingle", "--without-gossip"]
+    argv.append(f"--concurrency={args.concurrency or settings.global_.max_parallel_jobs}")
+    if args.hostname:
+        argv.append(f"--hostname={args.hostname}")
+    if args.beat:
+        argv += ["--beat", f"--schedule={os.path.join(settings.runtime.data_dir, 'beat')}"]
+    app.worker_main(argv)
+    return 0
+
+
+def _beat(settings: Settings, _: argparse.Namespace) -> int:
+    from worker.celery_app import make_worker_app
+
+    _prepare(settings)
+    app = make_worker_app(settings)
+    app.start(["--quiet", "beat", "--loglevel=INFO",
+               f"--schedule={os.path.join(settings.runtime.data_dir, 'beat')}"])
+    return 0
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    """Start the worker (with beat) and the API as child processes; stop both together."""
+    os.makedirs(settings.runtime.data_dir, exist_ok=True)
+    _prepare(settings)
+    exe = [sys.executable, "-m", "cli"]
+    # Children get their own sessions: a Ctrl-C in the terminal reaches only this
+    # process, which then stops them in order (the worker finishes its warm shutdown).
+    children = [
+        subprocess.Popen(exe + ["worker", "--beat"], start_new_session=True),
+        subprocess.Popen(exe + ["api", "--host", args.host, "--port", str(args.port),
+                                "--threads", str(args.threads)], start_new_session=True),
+    ]
+    print(f"Backup API on http://{args.host}:{args.port} (docs at /docs); "
+          f"data in {settings.runtime.data_dir}", flush=True)
+
+    def stop(*_: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    finally:
+        stop()
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    return max(child.returncode or 0 for child in children)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The Celery application both sides use: the API to send jobs, the worker to run them.
+
+Long dumps are safe on Redis: tasks are acknowledged late (a worker that dies
+mid-backup does not lose the message), prefetch is 1, and the visibility timeout
+is above the per-backup time limit so Redis does not hand a running task to a
+second worker. Tasks are idempotent, so a redelivery never runs a backup twice.
+
+The worker adds its tasks and the beat scheduler to this app (``worker.celery_app``);
+the API only sends tasks by name (``shared.jobs``), so it never imports the worker.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import Celery
+
+from shared.config import Settings
+
+
+def broker_options(settings: Settings) -> dict[str, Any]:
+    """Return the transport options: the embedded filesystem broker's folders, or Redis's."""
+    url = settings.runtime.broker_url
+    if url.startswith("filesystem://"):
+        folder = os.path.join(settings.runtime.data_dir, "broker")
+        os.makedirs(os.path.join(folder, "processed"), exist_ok=True)
+        # control_folder defaults to ./control in the working directory: keep it with the
+        # rest of the broker's files.
+        return {"data_folder_in": folder, "data_folder_out": folder,
+                "processed_folder": os.path.join(folder, "processed"),
+                "control_folder": os.path.join(folder, "control"),
+                "store_processed": False}
+    return {"visibility_timeout": settings.global_.visibility_timeout}
+
+
+def make_celery(settings: Settings) -> Celery:
+    """Return a Celery app for ``settings`` that can send and (with tasks added) run jobs."""
+    app = Celery("backup_api", broker=settings.runtime.broker_url)
+    app.conf.update(
+        broker_transport_options=broker_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        task_soft_time_limit=settings.global_.backup_time_limit,
+        task_time_limit=settings.global_.hard_time_limit,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_prefetch_multiplier=1,
+        worker_concurrency=settings.global_.max_parallel_jobs,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        enable_utc=True,
+    )
+    return app

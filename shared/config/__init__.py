@@ -1,0 +1,28 @@
+"""Configuration: ``types`` (the typed settings and value checks), ``load`` (YAML, the
+environment and validation into those types). Import from here."""
+
+from shared.config.load import load_settings, parse_config, runtime_from_env
+from shared.config.types import (
+    COMPRESSIONS,
+    DATABASE_ID_PATTERN,
+    DEFAULT_PORTS,
+    ENGINES,
+    ID_ERROR,
+    PACKAGE_FORMATS,
+    DatabaseSpec,
+    GlobalSettings,
+    PackageSettings,
+    RuntimeSettings,
+    S3Settings,
+    Settings,
+    StorageSettings,
+    validate_cron,
+    validate_timezone,
+)
+
+__all__ = [
+    "COMPRESSIONS", "DATABASE_ID_PATTERN", "DEFAULT_PORTS", "ENGINES", "ID_ERROR",
+    "PACKAGE_FORMATS", "DatabaseSpec", "GlobalSettings", "PackageSettings", "RuntimeSettings",
+    "S3Settings", "Settings", "StorageSettings", "load_settings", "parse_config",
+    "runtime_from_env", "validate_cron", "validate_timezone",
+]

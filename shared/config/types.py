@@ -1,0 +1,205 @@
+"""Typed settings and the values they may take: what the rest of the code receives.
+
+``shared/config.py`` loads and validates ``config.yaml`` into these.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterError, croniter
+from marshmallow import ValidationError
+
+ENGINES = ("postgres", "mongodb")
+COMPRESSIONS = ("gzip", "zstd", "none")
+PACKAGE_FORMATS = ("zip", "tar.gz")
+# \Z, not $: Python's $ also matches before a trailing newline, which let "y\n" in.
+DATABASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}\Z"
+ID_ERROR = (
+    "must start with a letter or digit and contain only letters, digits, '_' or '-'"
+    " (at most 63 characters)"
+)
+DEFAULT_PORTS = {"postgres": 5432, "mongodb": 27017}
+# The five cron fields with the values each may take (day of week: 0 and 7 are Sunday).
+CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
+               ("day of week", 0, 7))
+# The macros croniter expands (e.g. "@daily" is "0 0 * * *"); "@reboot" means nothing here.
+CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+# --- validators shared with the API schemas -------------------------------------------
+
+
+def validate_cron(value: str) -> None:
+    """Raise ``ValidationError`` unless ``value`` is a five-field cron expression or one of
+    ``CRON_MACROS``; the message names the field at fault (``hour: 25 is out of range 0-23``).
+    """
+    if not isinstance(value, str):
+        raise ValidationError("a cron expression must be a string")
+    problem = _macro_problem(value) if value.strip().startswith("@") else _fields_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
+def _macro_problem(value: str) -> str | None:
+    if value in CRON_MACROS:
+        return None
+    if value.strip() in CRON_MACROS:  # croniter counts the fields of " @daily" and finds one
+        return f"{value!r}: write the macro without spaces around it"
+    return f"unknown cron macro {value!r}: use one of {', '.join(CRON_MACROS)} or five fields"
+
+
+def _fields_problem(value: str) -> str | None:
+    parts = value.split()
+    if len(parts) != len(CRON_FIELDS):
+        return (f"a cron expression has 5 fields (minute hour day-of-month month day-of-week),"
+                f" {value!r} has {len(parts)}")
+    for index, (name, low, high) in enumerate(CRON_FIELDS):
+        # This field with every other one "*": croniter then judges this field alone.
+        alone = " ".join(part if i == index else "*" for i, part in enumerate(parts))
+        if not croniter.is_valid(alone):
+            return f"{name}: {_field_problem(parts[index], low, high)}"
+    try:
+        croniter(value, datetime(2000, 1, 1)).get_next(datetime)
+    except (CroniterError, ValueError):
+        # Each field is valid, but together they never meet (e.g. "0 0 30 2 *").
+        return f"day of month: {parts[2]} never occurs in month {parts[3]}"
+    return None
+
+
+def _field_problem(part: str, low: int, high: int) -> str:
+    if re.search(r"/0+(?!\d)", part):
+        return f"{part!r} has a step of 0"
+    # Numbers after "/" (a step) or "#" (the nth weekday) are not positions in the range.
+    for number in re.findall(r"(?<![/#\d])\d+", part):
+        if not low <= int(number) <= high:
+            return f"{number} is out of range {low}-{high}"
+    return (f"{part!r} is not valid (expected *, a number {low}-{high}, a range a-b,"
+            " a list a,b or a step */n)")
+
+
+def validate_timezone(value: str) -> None:
+    """Raise ``ValidationError`` unless ``value`` is an IANA time zone name."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        raise ValidationError(f"unknown time zone: {value!r}") from exc
+
+
+# --- typed settings ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GlobalSettings:
+    schedule: str = "0 2 * * *"
+    compression: str = "gzip"
+    retention_days: int = 14
+    max_backups: int = 10
+    min_backups: int = 1
+    max_parallel_jobs: int = 4
+    timezone: str = "UTC"
+    backup_time_limit: int = 6 * 3600
+    beat_interval: int = 30
+    heartbeat_timeout: int = 120
+    overdue_grace: int = 3600
+
+    @property
+    def hard_time_limit(self) -> int:
+        """Seconds after which Celery kills a job that ignored its soft time limit.
+
+        The margin lets a job that hit ``backup_time_limit`` clean up (abort its
+        upload, fail its row) before the kill.
+        """
+        return self.backup_time_limit + 120
+
+    @property
+    def visibility_timeout(self) -> int:
+        """Seconds a queued message stays invisible to other workers (Redis).
+
+        Above the time limit, so Redis never hands a running job to a second worker;
+        a pending row older than this will never be picked up.
+        """
+        return self.backup_time_limit + 3600
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    bucket: str
+    endpoint_url: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
+    region: str | None = None
+    prefix: str = ""
+    path_style: bool | None = None
+    create_bucket: bool = False
+    server_side_encryption: str | None = None
+    object_metadata: bool = True
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    type: str = "local"
+    path: str | None = None
+    s3: S3Settings | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseSpec:
+    """One database as declared in ``config.yaml`` (overrides left ``None``)."""
+
+    id: str
+    engine: str
+    database_name: str
+    name: str | None = None
+    host: str = "localhost"
+    port: int | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    options: dict[str, Any] = field(default_factory=dict)
+    schedule: str | None = None
+    timezone: str | None = None
+    compression: str | None = None
+    retention_days: int | None = None
+    max_backups: int | None = None
+    min_backups: int | None = None
+    package: bool = False
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class PackageSettings:
+    schedule: str | None = None
+    compression: str = "zip"
+    retention_days: int = 60
+    max_packages: int = 5
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """What comes from the environment rather than the file."""
+
+    config_path: str
+    data_dir: str
+    database_url: str
+    broker_url: str
+    # False when the default ./config.yaml is absent and every default applies.
+    config_found: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    runtime: RuntimeSettings
+    global_: GlobalSettings = field(default_factory=GlobalSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    databases: tuple[DatabaseSpec, ...] = ()
+    package: PackageSettings = field(default_factory=PackageSettings)
+
+    @property
+    def storage_path(self) -> str:
+        """Directory of local storage: ``storage.path`` or ``DATA_DIR/backups``."""
+        return self.storage.path or os.path.join(self.runtime.data_dir, "backups")

@@ -1,0 +1,242 @@
+"""The path of one backup, top to bottom: claim → dump → compress → hash → store → record."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import CursorResult, update
+
+from shared.catalog import target_of
+from shared.compression import EXTENSIONS, make_compressor
+from shared.context import Context
+from shared.engines import HEAD_BYTES, get_dump_engine, run_dump
+from shared.errors import BackupError, DumpError, redact
+from shared.hashing import Digests
+from shared.logs import add_secret, event
+from shared.metrics.record import record_backup
+from shared.models import Backup, Database, utcnow
+from shared.retention.apply import run_retention
+from shared.storage import Storage
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+HEARTBEAT_EVERY = 15.0
+ARTIFACT_EXTENSIONS = {"postgres": ".dump", "mongodb": ".archive"}
+
+
+@dataclass(frozen=True)
+class Stored:
+    size: int
+    md5: str
+    sha256: str
+    raw_size: int
+    tools: dict[str, str]
+
+
+def artifact_key(database_id: str, engine: str, compression: str, backup_id: str,
+                 when: datetime) -> str:
+    """Return the storage key: ``<db>/<yyyy>/<mm>/<dd>/<db>-<utc stamp>-<id8>.<ext>``."""
+    stamp = when.strftime("%Y%m%dT%H%M%SZ")
+    name = f"{database_id}-{stamp}-{backup_id[:8]}{ARTIFACT_EXTENSIONS[engine]}"
+    return f"{database_id}/{when:%Y/%m/%d}/{name}{EXTENSIONS[compression]}"
+
+
+def run_backup(ctx: Context, backup_id: str) -> None:
+    """Take backup ``backup_id`` if it is still pending; record how it ended.
+
+    Idempotent: a row already running, completed or failed is left alone, so a
+    redelivered task never runs a backup twice.
+    """
+    backup, database = _claim(ctx, backup_id)
+    if backup is None:
+        log.info("backup %s is not pending; nothing to do", backup_id)
+        return
+    secrets = [database.password] if database else []
+    add_secret(database.password if database else None)
+    log.info("backup %s of %s started", backup.id, backup.database_id,
+             extra=_fields(backup, "start"))
+    try:
+        if database is None:
+            raise BackupError(f"database {backup.database_id} no longer exists")
+        assert backup.storage_key is not None
+        with _heartbeat(ctx, backup.id):
+            stored = dump_to_storage(ctx, backup, database)
+        ctx.storage.write_sidecar(backup.storage_key, _sidecar(backup, stored))
+    except BackupError as exc:
+        _fail(ctx, backup, redact(exc.message, secrets))
+    except SoftTimeLimitExceeded:
+        _fail(ctx, backup, f"time limit of {ctx.settings.global_.backup_time_limit}s exceeded")
+    except Exception as exc:  # noqa: BLE001 - any other error must still fail the row
+        log.exception("backup %s failed unexpectedly", backup_id)
+        _fail(ctx, backup, redact(f"internal error: {type(exc).__name__}: {exc}", secrets))
+    else:
+        _complete(ctx, backup, stored)
+
+
+def dump_to_storage(ctx: Context, backup: Backup, database: Database) -> Stored:
+    """Stream the engine's dump through the compressor into storage, hashing the output."""
+    target = target_of(database)
+    engine = get_dump_engine(database.engine).resolve(target)
+    command = engine.build_dump(target)
+    compressor = make_compressor(backup.compression)
+    digests = Digests()
+    raw_size = 0
+    head = b""
+    assert backup.storage_key is not None
+    # The writer is outermost: if the dump fails when it ends, the writer sees the
+    # error and discards the partial artifact instead of publishing it.
+    with ctx.storage.writer(backup.storage_key) as out:
+        with run_dump(command) as dump:
+            while chunk := dump.read(CHUNK):
+                raw_size += len(chunk)
+                if len(head) < HEAD_BYTES:
+                    head += chunk[:HEAD_BYTES - len(head)]
+                data = compressor.compress(chunk)
+                if data:
+                    digests.update(data)
+                    out.write(data)
+        # The tool exited 0 here; an empty stream is still a failure.
+        if raw_size == 0:
+            raise DumpError(f"{engine.tool} exited successfully but produced an empty dump")
+        engine.check_output(target, head)
+        tail = compressor.flush()
+        digests.update(tail)
+        out.write(tail)
+        out.set_metadata({"checksum-md5": digests.md5, "checksum-sha256": digests.sha256})
+    return Stored(size=digests.size, md5=digests.md5, sha256=digests.sha256, raw_size=raw_size,
+                  tools=engine.tool_versions())
+
+
+def _claim(ctx: Context, backup_id: str) -> tuple[Backup | None, Database | None]:
+    """Move the row from pending to running atomically; return it and its database."""
+    now = utcnow()
+    with ctx.db.session() as session:
+        backup = session.get(Backup, backup_id)
+        if backup is None or backup.status != "pending":
+            return None, None
+        key = artifact_key(backup.database_id, backup.engine, backup.compression, backup.id, now)
+        claimed = session.execute(  # type: ignore[attr-defined]
+            update(Backup)
+            .where(Backup.id == backup_id, Backup.status == "pending")
+            .values(status="running", started_at=now, heartbeat_at=now,
+                    worker=socket.gethostname(), storage_key=key,
+                    storage=ctx.storage.kind)
+        ).rowcount
+        if not claimed:
+            return None, None
+        session.refresh(backup)
+        database = session.get(Database, backup.database_id)
+        return backup, database
+
+
+@contextmanager
+def _heartbeat(ctx: Context, backup_id: str) -> Iterator[None]:
+    """Write ``heartbeat_at`` from a thread while the body runs.
+
+    A thread, not the read loop: a dump may be silent for minutes (a lock wait, a
+    slow server) and still be alive. The thread dies with the process, which is how
+    the reaper (worker/reaper.py) tells a killed worker from a slow dump.
+    """
+    every = min(HEARTBEAT_EVERY, ctx.settings.global_.heartbeat_timeout / 4)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            try:
+                with ctx.db.session() as session:
+                    session.execute(update(Backup).where(Backup.id == backup_id)
+                                    .values(heartbeat_at=utcnow()))
+            except Exception as exc:  # noqa: BLE001 - retried on the next beat
+                log.warning("heartbeat of backup %s failed: %s", backup_id, exc)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{backup_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _complete(ctx: Context, backup: Backup, stored: Stored) -> None:
+    now = utcnow()
+    duration = _seconds(backup, now)
+    with ctx.db.session() as session:
+        completed = cast(CursorResult[Any], session.execute(
+            update(Backup).where(Backup.id == backup.id, Backup.status == "running").values(
+                status="completed", finished_at=now, size_bytes=stored.size,
+                checksum_md5=stored.md5, checksum_sha256=stored.sha256, error=None)
+        )).rowcount
+        # Counted in the same transaction as the status, once per backup.
+        if completed:
+            record_backup(session, backup.database_id, backup.engine, "completed", duration)
+    if not completed:
+        # The reaper gave up on this backup (heartbeats stopped reaching the DB) and
+        # reported it failed; keep that answer and drop the artifact nobody points to.
+        log.warning("backup %s was failed meanwhile; discarding its artifact", backup.id)
+        assert backup.storage_key is not None
+        _discard(ctx.storage, backup.storage_key)
+        return
+    log.info("backup %s of %s completed: %d bytes", backup.id, backup.database_id, stored.size,
+             extra=_fields(backup, "complete", duration_seconds=duration,
+                           size_bytes=stored.size))
+    try:
+        run_retention(ctx, [backup.database_id])
+    except Exception:  # noqa: BLE001 - the backup itself succeeded
+        log.exception("retention after backup %s failed", backup.id)
+
+
+def _fail(ctx: Context, backup: Backup, message: str) -> None:
+    if backup.storage_key:
+        _discard(ctx.storage, backup.storage_key)
+    now = utcnow()
+    duration = _seconds(backup, now)
+    with ctx.db.session() as session:
+        done = cast(CursorResult[Any], session.execute(
+            update(Backup).where(Backup.id == backup.id, Backup.status == "running").values(
+                status="failed", finished_at=now, error=message, storage_key=None,
+                size_bytes=None, checksum_md5=None, checksum_sha256=None)
+        )).rowcount
+        if done:
+            record_backup(session, backup.database_id, backup.engine, "failed", duration)
+    log.warning("backup %s of %s failed: %s", backup.id, backup.database_id, message,
+                extra=_fields(backup, "fail", duration_seconds=duration, error=message))
+
+
+def _seconds(backup: Backup, now: datetime) -> float | None:
+    return round((now - backup.started_at).total_seconds(), 3) if backup.started_at else None
+
+
+def _fields(backup: Backup, stage: str, **more: object) -> dict[str, object]:
+    return event(stage, backup_id=backup.id, database_id=backup.database_id,
+                 engine=backup.engine, **more)
+
+
+def _discard(storage: Storage, key: str) -> None:
+    try:
+        storage.delete_artifact(key)
+    except BackupError as exc:
+        log.error("could not remove partial artifact %s: %s", key, exc.message)
+
+
+def _sidecar(backup: Backup, stored: Stored) -> dict[str, object]:
+    return {
+        "backup_id": backup.id, "database_id": backup.database_id, "engine": backup.engine,
+        "compression": backup.compression, "size_bytes": stored.size,
+        "uncompressed_bytes": stored.raw_size, "checksum_md5": stored.md5,
+        "checksum_sha256": stored.sha256, "created_at": backup.created_at.isoformat(),
+        "started_at": backup.started_at.isoformat() if backup.started_at else None,
+        "finished_at": utcnow().isoformat(), "trigger": backup.trigger, "tools": stored.tools,
+    }
+
+
+__all__ = ["artifact_key", "dump_to_storage", "run_backup"]

@@ -1,0 +1,203 @@
+"""Reading a backup back, top to bottom: claim → stream from storage → check → record.
+
+Both kinds read every byte of the stored artifact, recompute its MD5 and SHA-256 and
+decompress it on the fly into a reader:
+- ``verify`` feeds the dump to the engine's checker (``pg_restore --file=/dev/null``,
+  which reads every data block, not only the table of contents; MongoDB ships no
+  offline checker, so there the checksums and the complete compression stream are
+  the check);
+- ``restore`` feeds it to the engine's restore tool against the target database,
+  refusing a non-empty target unless the request said ``confirm``.
+
+The artifact is read to its end even when the reader stops early, and the reader gets
+the last bytes of the dump only once the checksums and the compression stream proved
+sound: a corrupt artifact kills the reader before it sees the end of its input, so
+``pg_restore --single-transaction`` rolls back and the target is left as it was
+(``mongorestore`` has no such transaction: collections before the damage stay
+replaced). Verify and restore then fail with the same message naming each check that
+failed: ``corrupt: checksum mismatch: …; the gzip stream is truncated: …``. When the
+bytes are sound but the checker rejects them, verify says
+``corrupt: pg_restore could not read the archive: …``.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from contextlib import AbstractContextManager, closing, nullcontext
+from typing import Any
+
+import zstandard
+from sqlalchemy import update
+
+from shared.catalog import target_of
+from shared.compression import make_decompressor
+from shared.context import Context
+from shared.engines import DumpCommand, get_dump_engine, run_restore
+from shared.engines.base import Feed, ToolFailed
+from shared.errors import BackupError, redact
+from shared.hashing import Digests
+from shared.models import Backup, Database, Restore, utcnow
+
+log = logging.getLogger(__name__)
+CHUNK = 1024 * 1024
+# How much of the dump's end the reader waits for until the artifact proved sound.
+HOLD_BYTES = 64 * 1024
+
+
+def run_restore_job(ctx: Context, restore_id: str) -> None:
+    """Run verification or restore ``restore_id`` if still pending; record the outcome."""
+    claimed = _claim(ctx, restore_id)
+    if claimed is None:
+        log.info("restore %s is not pending; nothing to do", restore_id)
+        return
+    restore, backup, target_db = claimed
+    secrets = [target_db.password] if target_db else []
+    try:
+        details = _perform(ctx, restore, backup, target_db)
+    except BackupError as exc:
+        _finish(ctx, restore_id, "failed", error=redact(exc.message, secrets))
+    except Exception as exc:  # noqa: BLE001 - any other error must still fail the row
+        log.exception("restore %s failed unexpectedly", restore_id)
+        _finish(ctx, restore_id, "failed",
+                error=redact(f"internal error: {type(exc).__name__}: {exc}", secrets))
+    else:
+        _finish(ctx, restore_id, "completed", details=details)
+
+
+def _perform(ctx: Context, restore: Restore, backup: Backup | None,
+             target_db: Database | None) -> dict[str, Any]:
+    if backup is None or backup.status != "completed" or not backup.storage_key:
+        raise BackupError(f"backup {restore.backup_id} is gone or not completed")
+    engine = get_dump_engine(backup.engine)
+    if restore.kind == "verify":
+        command = engine.build_check()
+    else:
+        if target_db is None:
+            raise BackupError(f"target database {restore.target_database_id!r} no longer exists")
+        if target_db.engine != backup.engine:
+            raise BackupError(f"cannot restore a {backup.engine} backup into "
+                              f"{target_db.engine} database {target_db.id!r}")
+        target = target_of(target_db)
+        engine = engine.resolve(target)
+        if not restore.confirm and not engine.is_empty(target):
+            raise BackupError(f"target database {target_db.id!r} is not empty; repeat with "
+                              "confirm: true to replace its contents")
+        command = engine.build_restore(target, source_database_name=_source_name(ctx, backup))
+    try:
+        digests = _stream(ctx, backup, command)
+    except ToolFailed as exc:
+        if restore.kind != "verify":
+            raise  # the bytes are sound: the target refused them, not a corrupt artifact
+        raise BackupError(f"corrupt: {exc.tool} could not read the archive: {exc.reason}"
+                          ) from exc
+    return {"size_bytes": digests.size, "checksum_md5": digests.md5,
+            "checksum_sha256": digests.sha256, "checksums_match": True}
+
+
+def _stream(ctx: Context, backup: Backup, command: DumpCommand | None) -> Digests:
+    """Feed the decompressed artifact to ``command`` (or nowhere) while checking every byte.
+
+    Raise ``BackupError("corrupt: …")`` before the reader gets the dump's last
+    ``HOLD_BYTES`` if the checksums or the compression stream fail; ``ToolFailed`` if
+    the artifact is sound and the reader exits non-zero.
+    """
+    assert backup.storage_key is not None
+    check = _ArtifactCheck(backup)
+    sink: AbstractContextManager[Feed | _Nowhere] = (
+        run_restore(command) if command is not None else nullcontext(_Nowhere()))
+    with closing(ctx.storage.open(backup.storage_key)) as stored, sink as reader:
+        held = b""
+        while chunk := stored.read(CHUNK):
+            held += check.update(chunk)
+            if len(held) > HOLD_BYTES:
+                reader.write(held[:-HOLD_BYTES])
+                held = held[-HOLD_BYTES:]
+        if problems := check.problems():
+            # What the reader made of damaged bytes is beside the point (and differs
+            # between a check and a restore): name the checks that failed.
+            raise BackupError("corrupt: " + "; ".join(problems))
+        reader.write(held)
+    return check.digests
+
+
+class _ArtifactCheck:
+    """Hash every stored byte and decompress what can be; list what failed at the end."""
+
+    def __init__(self, backup: Backup) -> None:
+        self.backup = backup
+        self.digests = Digests()
+        self._decompressor = make_decompressor(backup.compression)
+        self._stream_error: str | None = None
+        self._trailing = 0
+
+    def update(self, chunk: bytes) -> bytes:
+        """Hash ``chunk``; return its decompressed bytes (none once the stream broke)."""
+        self.digests.update(chunk)
+        if self._stream_error is not None:
+            return b""
+        if getattr(self._decompressor, "eof", False):
+            self._trailing += len(chunk)
+            return b""
+        try:
+            data = self._decompressor.decompress(chunk)
+        except (zlib.error, zstandard.ZstdError) as exc:
+            self._stream_error = f"the {self.backup.compression} stream is corrupt: {exc}"
+            return b""
+        self._trailing += len(getattr(self._decompressor, "unused_data", b""))
+        return data
+
+    def problems(self) -> list[str]:
+        """Return one line per failed check, checksums first; empty if all passed."""
+        backup, digests, found = self.backup, self.digests, []
+        if (digests.md5, digests.sha256) != (backup.checksum_md5, backup.checksum_sha256):
+            found.append(f"checksum mismatch: the stored artifact has MD5 {digests.md5} "
+                         f"({digests.size} bytes), the backup recorded {backup.checksum_md5} "
+                         f"({backup.size_bytes} bytes)")
+        name = backup.compression
+        if self._stream_error is not None:
+            found.append(self._stream_error)
+        elif not getattr(self._decompressor, "eof", True):
+            found.append(f"the {name} stream is truncated: it ends before its end marker")
+        elif self._trailing:
+            found.append(f"the {name} stream is followed by {self._trailing} stray bytes")
+        return found
+
+
+class _Nowhere:
+    """The reader of an engine without an offline checker."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+def _source_name(ctx: Context, backup: Backup) -> str:
+    with ctx.db.session() as session:
+        source = session.get(Database, backup.database_id)
+        return source.database_name if source else backup.database_id
+
+
+def _claim(ctx: Context, restore_id: str
+           ) -> tuple[Restore, Backup | None, Database | None] | None:
+    with ctx.db.session() as session:
+        claimed = session.execute(  # type: ignore[attr-defined]
+            update(Restore).where(Restore.id == restore_id, Restore.status == "pending")
+            .values(status="running", started_at=utcnow())).rowcount
+        if not claimed:
+            return None
+        restore = session.get(Restore, restore_id)
+        assert restore is not None
+        backup = session.get(Backup, restore.backup_id)
+        target = (session.get(Database, restore.target_database_id)
+                  if restore.target_database_id else None)
+        return restore, backup, target
+
+
+def _finish(ctx: Context, restore_id: str, status: str, *, error: str | None = None,
+            details: dict[str, Any] | None = None) -> None:
+    with ctx.db.session() as session:
+        values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
+        if details is not None:
+            values["details"] = details
+        session.execute(update(Restore).where(Restore.id == restore_id).values(**values))
+    log.info("restore %s %s%s", restore_id, status, f": {error}" if error else "")
