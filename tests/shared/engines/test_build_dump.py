@@ -105,6 +105,13 @@ def test_pg_dump_password_goes_in_a_pgpass_file() -> None:
         'h:5433:shop:app:p@ss\\:w"ord #1\\\\ü\n')
 
 
-def test_get_engine_knows_both_engines() -> None:
+def test_pg_dump_without_password_writes_no_pgpass() -> None:
+    command = PostgresEngine().build_dump(
+        Target(engine="postgres", host="h", port=5432, database_name="d"))
+    assert "PGPASSFILE" not in command.env and not command.secret_files
+    assert "--username" not in command.argv
+
+
+def test_get_dump_engine_knows_both_engines() -> None:
     assert isinstance(get_dump_engine("mongodb"), MongoEngine)
     assert isinstance(get_dump_engine("postgres"), PostgresEngine)

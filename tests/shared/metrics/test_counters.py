@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared.metadata_db import MetadataDB
-from shared.metrics.counters import increment, read_series
+from shared.metrics.counters import canonical_labels, increment, read, read_series
 from shared.metrics.record import DURATION, record_backup
 from tests.services import PostgresCluster
 
@@ -25,6 +25,20 @@ def metadata(request: pytest.FixtureRequest, tmp_path: Path) -> MetadataDB:
         db = MetadataDB(pg.url(name))
     db.migrate()
     return db
+
+
+def test_increment_creates_then_adds_per_label_set(metadata: MetadataDB) -> None:
+    with metadata.session() as session:
+        increment(session, "backup_api_x_total", {"database_id": "a"})
+        increment(session, "backup_api_x_total", {"database_id": "a"}, by=2)
+        increment(session, "backup_api_x_total", {"database_id": "b"})
+    with metadata.session() as session:
+        assert read(session, "backup_api_x_total") == {
+            '{"database_id":"a"}': 3.0, '{"database_id":"b"}': 1.0}
+
+
+def test_labels_are_canonical() -> None:
+    assert canonical_labels({"b": "2", "a": "1"}) == '{"a":"1","b":"2"}'
 
 
 def test_concurrent_increments_are_never_lost(metadata: MetadataDB) -> None:
