@@ -10,6 +10,7 @@ command -v redis-server >/dev/null || apt_packages+=(redis-server)
 command -v runuser >/dev/null || apt_packages+=(util-linux)
 command -v promtool >/dev/null || apt_packages+=(prometheus)  # real Prometheus + promtool
 command -v npm >/dev/null || apt_packages+=(npm)               # for dclint
+[ -x /usr/bin/chromium ] || apt_packages+=(chromium)         # real browser for /docs
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "test.sh: installing ${apt_packages[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -26,11 +27,19 @@ dclint_dir="${BACKUP_API_CACHE:-$HOME/.cache/backup-api}/node"
   --no-audit --no-fund --loglevel=error dclint@3.1.0 >&2
 
 if [ -f scripts/peers.sh ]; then
+  # A peer the registries no longer serve is not fatal: its tests skip with the reason.
+  # Say which peers this run has now, before pytest's output buries it.
   BACKUP_API_PEERS_BIN="$(bash scripts/peers.sh)"
   export BACKUP_API_PEERS_BIN
   export PATH="$BACKUP_API_PEERS_BIN:$PATH"
+  if [ -f "$BACKUP_API_PEERS_BIN/peers.status" ]; then
+    while IFS=$'\t' read -r name state detail; do
+      echo "test.sh: peer $name: $state ($detail)" >&2
+    done <"$BACKUP_API_PEERS_BIN/peers.status"
+  fi
 fi
 
 python3 -m ruff check .
-python3 -m mypy api worker shared
+python3 -m mypy api worker shared cli.py
+lint-imports --no-logo  # the import contract in pyproject.toml
 exec python3 -m pytest "$@"

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests import peers
 from tests.services import (
     PG_PASSWORD,
     PG_USER,
@@ -191,3 +192,45 @@ def silent_server() -> Iterator[int]:
     """A TCP server that accepts and never answers: a dump tool hangs until its timeout."""
     with silent_tcp_server() as port:
         yield port
+
+
+# Peers (MinIO, FerretDB, mongodump/mongorestore): one way to need one, one summary.
+# A missing binary skips the tests that need it with the reason (tests/peers.py); the
+# summary makes those skips visible in the last lines of the run, where CI logs end.
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "requires_peer(*binaries): the test runs these peer binaries (e.g. "
+        "mongodump); skipped without them, failed under BACKUP_API_REQUIRE_PEERS=1")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test whose marked peer is missing, before its fixtures start anything."""
+    for binary in _marked_peers(item):
+        peers.require(binary)
+
+
+def _marked_peers(item: pytest.Item) -> list[str]:
+    return [str(b) for marker in item.iter_markers("requires_peer") for b in marker.args]
+
+
+@pytest.fixture(autouse=True)
+def _note_peer_use(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Record which peers the test used, once all its fixtures (even dynamic ones) are up."""
+    yield
+    peers.LEDGER.note_use(request.node.nodeid, request.fixturenames, _marked_peers(request.node))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    peers.LEDGER.note_report(report)
+
+
+# Outermost wrapper: the block comes after pytest's short test summary (the skip reasons)
+# and right before its closing "N passed, M skipped" line.
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Iterator[None]:
+    yield
+    terminalreporter.write_sep("-", "peers")
+    for line in peers.LEDGER.lines():
+        terminalreporter.write_line(line)

@@ -2,45 +2,29 @@
 
 The binaries are built from the Go module proxy by ``scripts/peers.sh`` into
 ``~/.cache/backup-api/bin``; ``scripts/test.sh`` exports that directory as
-``BACKUP_API_PEERS_BIN``. FerretDB v1 speaks the MongoDB wire protocol and stores
-documents in PostgreSQL; it authenticates with ``PLAIN`` against the PostgreSQL user.
+``BACKUP_API_PEERS_BIN``. A missing one skips the tests that need it (``tests.peers``).
+FerretDB v1 speaks the MongoDB wire protocol and stores documents in PostgreSQL; it
+authenticates with ``PLAIN`` against the PostgreSQL user.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.peers import path_with_peers as path_with_peers  # re-exported for the tests
+from tests.peers import require
 from tests.services import PG_PASSWORD, PG_USER, PostgresCluster, free_port, wait_for
 
 PLAIN = {"authMechanism": "PLAIN"}
 
 
-def peers_bin() -> Path:
-    """Return the directory of the Go-built peers (env, then PATH, then the cache)."""
-    if os.environ.get("BACKUP_API_PEERS_BIN"):
-        return Path(os.environ["BACKUP_API_PEERS_BIN"])
-    on_path = shutil.which("mongodump")
-    if on_path:
-        return Path(on_path).parent
-    return Path.home() / ".cache" / "backup-api" / "bin"
-
-
 def peer(name: str) -> str:
-    """Return the path of peer binary ``name``; fail clearly when it was not built."""
-    path = peers_bin() / name
-    if not os.access(path, os.X_OK):
-        raise RuntimeError(f"{path} is missing: run `bash scripts/peers.sh` (or scripts/test.sh)")
-    return str(path)
-
-
-def path_with_peers() -> str:
-    """Return ``PATH`` with the peers directory first (what scripts/test.sh sets up)."""
-    return f"{peers_bin()}{os.pathsep}{os.environ.get('PATH', '')}"
+    """Return the path of peer binary ``name``; skip the test when it is missing."""
+    return require(name)
 
 
 def path_without(tool: str) -> str:
@@ -61,10 +45,11 @@ class FerretDB:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> FerretDB:
+        binary = peer("ferretdb")  # first: a missing binary skips before anything is made
         self.pg.create_database(self.database)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [peer("ferretdb"), "--handler=postgresql",
+            [binary, "--handler=postgresql",
              f"--postgresql-url=postgres://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{self.pg.port}/"
              f"{self.database}",
              f"--listen-addr=127.0.0.1:{self.port}", "--telemetry=disable", "--debug-addr=-",

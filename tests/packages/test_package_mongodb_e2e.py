@@ -17,15 +17,18 @@ from typing import Any
 
 import pytest
 
+from tests import ferretdb
 from tests.packages.conftest import (
     STORAGE_BACKENDS,
     PackageStack,
     start_package_stack,
     stop_package_stack,
 )
+from tests.peers import path_with_peers
 from tests.services import PG_PASSWORD, PG_USER, PostgresCluster, Redis
 
-ferretdb = pytest.importorskip("tests.ferretdb", reason="MongoDB support is not merged yet")
+# The worker backs up with mongodump; the test restores the member with mongorestore.
+pytestmark = pytest.mark.requires_peer("mongodump", "mongorestore")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,7 @@ def packages(request: pytest.FixtureRequest, workdir: Path, pg: PostgresCluster,
              redis: Redis) -> Iterator[PackageStack]:
     # The worker finds the Go-built mongodump on its PATH, as scripts/test.sh sets up.
     running = start_package_stack(request, workdir, pg, redis,
-                                  PATH=ferretdb.path_with_peers())
+                                  PATH=path_with_peers())
     yield running
     stop_package_stack(running)
 

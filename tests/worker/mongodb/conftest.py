@@ -12,7 +12,8 @@ import bson
 import pytest
 
 from tests.conftest import Client, Stack, start_stack
-from tests.ferretdb import FerretDB, path_with_peers
+from tests.ferretdb import FerretDB
+from tests.peers import path_with_peers
 from tests.services import PostgresCluster, Redis
 from tests.worker.mongodb.helpers import stop
 
@@ -26,7 +27,11 @@ def ferret(workdir: Path, pg: PostgresCluster) -> Iterator[FerretDB]:
 
 @pytest.fixture(scope="package")
 def mongo_stack(workdir: Path, pg: PostgresCluster, redis: Redis) -> Iterator[Stack]:
-    """API + a worker whose PATH has the Go-built mongodump (as scripts/test.sh sets up)."""
+    """API + a worker whose PATH has the Go-built mongodump (as scripts/test.sh sets up).
+
+    Tests that need mongodump say so with ``@pytest.mark.requires_peer``; without it the
+    stack still serves the tests of validation, redaction and a missing mongodump.
+    """
     running = start_stack(workdir / "mongo-stack", pg, redis, workers=0)
     running.start_worker("mongo1", PATH=path_with_peers())
     yield running

@@ -6,6 +6,8 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Client, Stack, start_stack
 from tests.ferretdb import FerretDB, path_without
 from tests.services import PG_USER, PostgresCluster, Redis, closed_port, cmdlines
@@ -16,7 +18,11 @@ from tests.worker.mongodb.helpers import (
     take_backup,
 )
 
+# These failures come from mongodump itself; the missing-mongodump test below needs none.
+needs_mongodump = pytest.mark.requires_peer("mongodump")
 
+
+@needs_mongodump
 def test_wrong_password_fails_readably(api: Client, mongo_stack: Stack, ferret: FerretDB,
                                        source: str) -> None:
     secret = "Wrong-Mongo-pw-7731"
@@ -29,6 +35,7 @@ def test_wrong_password_fails_readably(api: Client, mongo_stack: Stack, ferret: 
     assert secret not in mongo_stack.logs()
 
 
+@needs_mongodump
 def test_unknown_host_fails_readably(api: Client, mongo_stack: Stack, ferret: FerretDB) -> None:
     db_id = register(api, ferret, "shop", host="no-such-host.invalid")
     backup = take_backup(api, db_id)
@@ -38,6 +45,7 @@ def test_unknown_host_fails_readably(api: Client, mongo_stack: Stack, ferret: Fe
     assert "server selection error" in backup["error"]
 
 
+@needs_mongodump
 def test_missing_database_fails_instead_of_an_empty_archive(
     api: Client, mongo_stack: Stack, ferret: FerretDB, source: str,
 ) -> None:
@@ -66,6 +74,7 @@ def test_mongodump_missing_from_path(workdir: Path, pg: PostgresCluster, redis: 
         stop(stack)
 
 
+@needs_mongodump
 def test_uri_password_is_redacted_from_the_error(api: Client, mongo_stack: Stack,
                                                  ferret: FerretDB) -> None:
     # mongodump repeats the whole connection string when it cannot connect.
@@ -82,8 +91,7 @@ def test_uri_password_is_redacted_from_the_error(api: Client, mongo_stack: Stack
     assert secret not in json.dumps(api.get(f"/databases/{db_id}").json())
 
 
-
-
+@needs_mongodump
 def test_password_never_on_the_command_line(api: Client, ferret: FerretDB,
                                             silent_server: int) -> None:
     secret = "Hidden-Mongo-5521"

@@ -65,6 +65,7 @@ def _mongorestore(ferret: FerretDB, archive: Path, source: str, target: str,
         capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.requires_peer("mongodump", "mongorestore")
 @pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
 def test_backup_restores_every_document(
     api: Client, mongo_stack: Stack, ferret: FerretDB, source: str, compression: str,
@@ -111,6 +112,7 @@ def test_backup_restores_every_document(
     assert target_db.orders.count_documents({}) == 2000
 
 
+@pytest.mark.requires_peer("mongodump")
 def test_uri_option_backs_up(api: Client, ferret: FerretDB, source: str) -> None:
     uri = f"mongodb://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{ferret.port}/?authMechanism=PLAIN"
     db_id = register(api, ferret, source, username=None, password=None,

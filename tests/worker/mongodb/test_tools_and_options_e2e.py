@@ -1,4 +1,4 @@
-"""check-config reports a missing mongodump; engine options are validated and masked."""
+"""check-config reports a missing or present mongodump; engine options are validated and masked."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Client
-from tests.ferretdb import FerretDB, path_with_peers, path_without
+from tests.ferretdb import FerretDB, path_without
+from tests.peers import path_with_peers
 from tests.services import PG_PASSWORD, PG_USER, REPO
 from tests.worker.mongodb.helpers import (
     register,
@@ -21,7 +24,7 @@ def _check_config(tmp_path: Path, path: str) -> subprocess.CompletedProcess[str]
     config.write_text("databases:\n  - {id: logs, engine: mongodb, host: 127.0.0.1,"
                       " database_name: logs, options: {authMechanism: PLAIN}}\n")
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", "check-config", str(config)], cwd=REPO,
+        [sys.executable, "-m", "cli", "check-config", str(config)], cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO), "PATH": path},
         capture_output=True, text=True, timeout=60)
 
@@ -32,6 +35,10 @@ def test_check_config_reports_a_missing_mongodump(tmp_path: Path) -> None:
     assert ("warning: mongodump not found: install it or put it on PATH (needed by logs)"
             in missing.stderr)
     assert json.loads(missing.stdout)["tools"]["mongodump"].startswith("missing: ")
+
+
+@pytest.mark.requires_peer("mongodump")
+def test_check_config_finds_mongodump_on_path(tmp_path: Path) -> None:
     present = _check_config(tmp_path, path_with_peers())
     assert present.returncode == 0 and "warning" not in present.stderr, present.stderr
     assert json.loads(present.stdout)["tools"]["mongodump"].endswith("/mongodump")
