@@ -15,8 +15,12 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "test.sh: installing ${apt_packages[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    "${apt_packages[@]}" >/dev/null
+  # One at a time: a package apt cannot resolve next to another (npm beside a Node.js
+  # that ships its own) then names itself instead of failing the whole list.
+  for package in "${apt_packages[@]}"; do
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      "$package" >/dev/null || { echo "test.sh: apt-get could not install $package" >&2; exit 1; }
+  done
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
