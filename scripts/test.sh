@@ -11,6 +11,7 @@ command -v runuser >/dev/null || apt_packages+=(util-linux)
 command -v promtool >/dev/null || apt_packages+=(prometheus)  # real Prometheus + promtool
 command -v npm >/dev/null || apt_packages+=(npm)               # for dclint
 [ -x /usr/bin/chromium ] || apt_packages+=(chromium)         # real browser for /docs
+command -v zstd >/dev/null || apt_packages+=(zstd)               # checks zstd artifacts as a user would
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "test.sh: installing ${apt_packages[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -30,7 +30,8 @@ def _gzip() -> Compressor:
 
 
 def _zstd() -> Compressor:
-    return zstandard.ZstdCompressor(level=3).compressobj()
+    # A frame checksum (as the zstd command writes), so decompression itself catches damage.
+    return zstandard.ZstdCompressor(level=3, write_checksum=True).compressobj()
 
 
 _FACTORIES = {"gzip": _gzip, "zstd": _zstd, "none": _Identity}
