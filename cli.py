@@ -175,7 +175,7 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
     from gunicorn.glogging import Logger
 
-    class _JsonGunicornLogger(Logger):  # type: ignore[misc]
+    class _JsonGunicornLogger(Logger):
         """Gunicorn's own error and access logs, as JSON lines like every other log."""
 
         def setup(self, cfg: Any) -> None:
@@ -187,7 +187,7 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
     app = create_app(settings)
 
-    class _Server(BaseApplication):  # type: ignore[misc]
+    class _Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", 1)

@@ -184,7 +184,7 @@ class BackupCollector:
         if self.celery is None or self.settings.runtime.broker_url.startswith("filesystem://"):
             return None  # kombu's filesystem transport has no broadcast to ping with.
         try:
-            replies = self.celery.control.ping(timeout=PING_TIMEOUT)
+            replies = self.celery.control.ping(timeout=PING_TIMEOUT) or []
         except Exception as exc:  # noqa: BLE001 - an unreachable broker means no worker
             log.warning("metrics: could not ping workers: %s", type(exc).__name__)
             replies = []

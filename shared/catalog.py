@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,6 +15,8 @@ from shared.engines import Target
 from shared.models import Database, utcnow
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # Columns a config entry sets on its row (everything but identity and bookkeeping).
 _SPEC_COLUMNS = (
@@ -35,20 +38,19 @@ class Effective:
     min_backups: int
 
 
+def _or(value: _T | None, default: _T) -> _T:
+    return default if value is None else value
+
+
 def effective(db: Database | DatabaseSpec, defaults: GlobalSettings) -> Effective:
     """Return ``db``'s overrides, falling back to the global settings."""
-
-    def pick(name: str) -> object:
-        value = getattr(db, name)
-        return getattr(defaults, name) if value is None else value
-
     return Effective(
-        schedule=str(pick("schedule")),
-        timezone=str(pick("timezone")),
-        compression=str(pick("compression")),
-        retention_days=int(pick("retention_days")),  # type: ignore[call-overload]
-        max_backups=int(pick("max_backups")),  # type: ignore[call-overload]
-        min_backups=int(pick("min_backups")),  # type: ignore[call-overload]
+        schedule=_or(db.schedule, defaults.schedule),
+        timezone=_or(db.timezone, defaults.timezone),
+        compression=_or(db.compression, defaults.compression),
+        retention_days=_or(db.retention_days, defaults.retention_days),
+        max_backups=_or(db.max_backups, defaults.max_backups),
+        min_backups=_or(db.min_backups, defaults.min_backups),
     )
 
 

@@ -180,6 +180,7 @@ def _source_name(ctx: Context, backup: Backup) -> str:
 def _claim(ctx: Context, restore_id: str
            ) -> tuple[Restore, Backup | None, Database | None] | None:
     with ctx.db.session() as session:
+        # An UPDATE's result is a CursorResult; Session.execute is typed Result (sqlalchemy#12913).
         claimed = session.execute(  # type: ignore[attr-defined]
             update(Restore).where(Restore.id == restore_id, Restore.status == "pending")
             .values(status="running", started_at=utcnow())).rowcount

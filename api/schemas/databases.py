@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
@@ -18,7 +19,8 @@ MAX_DAYS = 36_500
 class Text(ma.fields.String):
     """A string without NUL or other control characters (PostgreSQL rejects NUL)."""
 
-    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         if any(ord(ch) < 32 for ch in text):
             raise ma.ValidationError("must not contain control characters")
@@ -74,8 +76,9 @@ class DatabaseCreateSchema(_Editable):
     database_name = Text(required=True, validate=validate.Length(min=1, max=255))
 
     @ma.validates_schema
-    def engine_options(self, data: dict[str, object], **_: object) -> None:
-        errors = option_errors(str(data["engine"]), data.get("options"))  # type: ignore[arg-type]
+    def engine_options(self, data: dict[str, Any], **_: object) -> None:
+        # ``data`` is the loaded payload: ``options`` is the Dict field's dict, or absent.
+        errors = option_errors(str(data["engine"]), data.get("options"))
         if errors:
             raise ma.ValidationError({"options": {k: [v] for k, v in errors.items()}})
 

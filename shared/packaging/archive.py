@@ -132,6 +132,7 @@ class TarGzWriter(ArchiveWriter):
         super().__init__(sink)
         self._gzip = _GzipSink(self._out, level)
         # A large bufsize: tarfile's stream buffer re-slices itself per bufsize block.
+        # open() passes copybufsize on to TarFile; typeshed's overloads omit it.
         self._tar = tarfile.open(  # type: ignore[call-overload]
             fileobj=self._gzip, mode="w|", bufsize=CHUNK, copybufsize=CHUNK,
             format=tarfile.PAX_FORMAT)
@@ -142,7 +143,7 @@ class TarGzWriter(ArchiveWriter):
         info.size = size
         info.mtime = int(mtime.timestamp())
         info.mode = 0o644
-        self._tar.addfile(info, source)  # type: ignore[arg-type]
+        self._tar.addfile(info, source)
 
     def close(self) -> None:
         self._tar.close()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Literal, cast
 from urllib.parse import urlsplit
 
 import boto3
@@ -50,6 +50,7 @@ _UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedEr
 
 def client_config(settings: S3Settings, *, probe: bool = False) -> Config:
     """Return the botocore configuration; ``probe`` fails fast for readiness checks."""
+    style: Literal["auto", "path", "virtual"]
     if settings.path_style is None:
         style = "path" if settings.endpoint_url else "auto"
     else:
