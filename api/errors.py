@@ -1,14 +1,48 @@
-"""JSON errors everywhere, in flask-smorest's shape ``{code, status, message, errors?}``."""
+"""JSON errors everywhere, in flask-smorest's shape ``{code, status, message, errors?}``.
+
+Services raise the domain errors of ``shared.errors``; this is the one place that
+turns them into HTTP answers.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
+from flask import Flask
 from flask_smorest import Api as _Api
+from flask_smorest import abort as _abort
 from werkzeug.exceptions import HTTPException
 
+from shared.errors import (
+    BackupApiError,
+    Conflict,
+    Gone,
+    Invalid,
+    NotFound,
+    StorageError,
+    Unavailable,
+)
+
 log = logging.getLogger(__name__)
+
+# The answer to each domain error a service raises (a subclass answers like its
+# parent: ArtifactNotFound like StorageError). Any other exception stays a 500.
+STATUS: dict[type[BackupApiError], int] = {
+    NotFound: 404, Conflict: 409, Gone: 410, Invalid: 422,
+    StorageError: 502, Unavailable: 503,
+}
+
+
+def abort(code: int, message: str) -> NoReturn:
+    """Answer ``code`` with a JSON error carrying ``message`` (for HTTP-level checks)."""
+    _abort(code, message=message)
+    raise AssertionError("unreachable")  # flask_smorest.abort always raises
+
+
+def status_of(error: BackupApiError) -> int:
+    """Return the HTTP status answering ``error``: its class's, or its nearest parent's."""
+    return next(STATUS[cls] for cls in type(error).__mro__ if cls in STATUS)
 
 
 def describe(errors: Any, path: str = "") -> list[str]:
@@ -28,8 +62,21 @@ def describe(errors: Any, path: str = "") -> list[str]:
     return [f"{path}: {errors}"]
 
 
+# flask-smorest ships no type information, so its Api is Any to mypy.
 class Api(_Api):  # type: ignore[misc]
-    """flask-smorest's Api whose 422 messages name the offending fields."""
+    """flask-smorest's Api that answers domain errors and whose 422s name the fields."""
+
+    def init_app(self, app: Flask, *, spec_kwargs: dict[str, Any] | None = None) -> None:
+        super().init_app(app, spec_kwargs=spec_kwargs)
+        for error in STATUS:
+            app.register_error_handler(error, self.handle_domain_error)
+
+    def handle_domain_error(self, error: BackupApiError) -> Any:
+        """Answer a service's domain error exactly as ``abort(status, message=...)`` would."""
+        try:
+            abort(status_of(error), error.message)
+        except HTTPException as http:
+            return self.handle_http_exception(http)
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         payload, code, headers = super().handle_http_exception(error)

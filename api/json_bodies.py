@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from api.services import abort
+from api.errors import abort
 
 WRITES = frozenset({"POST", "PUT", "PATCH"})
 

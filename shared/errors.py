@@ -35,6 +35,28 @@ class PackageError(BackupApiError):
     """A package could not be built; the message is stored on the package row."""
 
 
+# What a service refuses, in the domain's words; ``api.errors`` answers each with its
+# HTTP status, and the beat or the CLI can catch them like any other error.
+class NotFound(BackupApiError):
+    """The named row does not exist (or the id cannot name one)."""
+
+
+class Conflict(BackupApiError):
+    """The row's state forbids the operation now (running, managed by config, taken)."""
+
+
+class Gone(BackupApiError):
+    """The row exists but its artifact has vanished from storage."""
+
+
+class Invalid(BackupApiError):
+    """The request is well formed but its values cannot be used together."""
+
+
+class Unavailable(BackupApiError):
+    """A service the operation needs (the broker) did not answer; the row records it."""
+
+
 def redact(text: str, secrets: list[str | None]) -> str:
     """Return ``text`` with every non-empty secret replaced by ``***``."""
     for secret in secrets:

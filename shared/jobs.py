@@ -1,14 +1,163 @@
 """Jobs from birth to failure: the rules the API, the beat and the workers share.
 
-A job is a row (backup, package, restore) plus a Celery message carrying its id. The
-row is committed first, then the message is sent by the task names below, so the API
-and the beat never import the worker.
+A job is a row (backup, package, restore) plus a Celery message carrying its id:
+
+1. ``new_backup`` / ``new_package`` build the pending row; the caller adds and commits it;
+2. ``enqueue`` then sends the message by the task names below (after commit, or the
+   worker could look for a row it cannot see yet), so the API and the beat never
+   import the worker; a refused message fails the row;
+3. whoever gives up on a row (worker, reaper, beat, API) fails it with
+   ``fail_backup`` / ``fail_package`` / ``fail_restore``, which count it in the metrics
+   in the same transaction, so the counters never disagree with the rows.
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+from sqlalchemy import ColumnElement, CursorResult, update
+from sqlalchemy.orm import Session
+
+from shared.catalog import effective
+from shared.context import Context
+from shared.metrics.counters import increment
+from shared.metrics.record import PACKAGES_TOTAL, record_backup
+from shared.models import Backup, Database, Package, Restore, utcnow
+
+log = logging.getLogger(__name__)
 
 # Celery task names: ``worker.tasks`` registers them, everyone else sends by name.
 BACKUP_TASK = "backups.run"
 PACKAGE_TASK = "packages.run"
 RESTORE_TASK = "restores.run"
 RETENTION_TASK = "retention.run"
+
+# Sends a task by name with its arguments; raises whatever the broker's transport raises.
+Send = Callable[[str, list[str]], None]
+
+# Which rows a failure may touch: statuses (``("pending",)``) or any SQL condition. The
+# database checks it in the UPDATE itself, so a row another process has moved on since
+# it was read is left alone (and not counted twice).
+OnlyIf = tuple[str, ...] | ColumnElement[bool] | None
+
+# A failed row points to no artifact: whatever the key held is partial, or deleted.
+_NO_ARTIFACT: dict[str, Any] = {"storage_key": None, "size_bytes": None,
+                                "checksum_md5": None, "checksum_sha256": None}
+
+
+def new_backup(ctx: Context, database: Database, trigger: str,
+               scheduled_for: datetime | None = None) -> Backup:
+    """Return a pending backup of ``database`` (the caller adds it, commits, then enqueues it).
+
+    The engine, storage kind and effective compression are fixed on the row now, so a
+    later change to the database or the defaults does not change how it is taken or read.
+    """
+    return Backup(database_id=database.id, engine=database.engine, status="pending",
+                  trigger=trigger, scheduled_for=scheduled_for, created_at=utcnow(),
+                  storage=ctx.storage.kind,
+                  compression=effective(database, ctx.settings.global_).compression)
+
+
+def new_package(ctx: Context, *, fmt: str | None = None, trigger: str = "manual",
+                database_ids: Sequence[str] | None = None,
+                scheduled_for: datetime | None = None) -> Package:
+    """Return a pending package (the caller adds it, commits, then enqueues it).
+
+    ``fmt`` defaults to ``package.compression``; ``database_ids`` ``None`` means every
+    database with ``package: true`` when the package is built.
+    """
+    return Package(status="pending", trigger=trigger,
+                   format=fmt or ctx.settings.package.compression, storage=ctx.storage.kind,
+                   created_at=utcnow(), scheduled_for=scheduled_for, backups=[], missing=[],
+                   database_ids=list(dict.fromkeys(database_ids)) if database_ids else None)
+
+
+def fail_backup(session: Session, backup_id: str, message: str, *, only_if: OnlyIf = None,
+                duration: float | None = None, now: datetime | None = None) -> bool:
+    """Mark a backup failed with ``message`` and count it, in ``session``; True if it was.
+
+    ``duration`` is how long it ran, when it ran. The artifact's key and checksums are
+    cleared; deleting the artifact itself is the caller's business, before or after.
+    """
+    statement = update(Backup).where(Backup.id == backup_id, *_conditions(Backup, only_if))
+    failed = session.execute(
+        statement.values(status="failed", finished_at=now or utcnow(), error=message,
+                         **_NO_ARTIFACT)
+        .returning(Backup.database_id, Backup.engine)).first()
+    if failed is None:
+        return False
+    record_backup(session, failed.database_id, failed.engine, "failed", duration)
+    return True
+
+
+def add_failed_backup(session: Session, backup: Backup, message: str) -> None:
+    """Add ``backup`` (new, never pending) as failed with ``message``, and count it.
+
+    For the scheduled run that could not even start (the previous backup still ran):
+    the slot is recorded as a failure the user sees, not silently skipped.
+    """
+    backup.status, backup.finished_at, backup.error = "failed", utcnow(), message
+    session.add(backup)
+    record_backup(session, backup.database_id, backup.engine, "failed", None)
+
+
+def fail_package(session: Session, package_id: str, message: str, *,
+                 only_if: OnlyIf = None) -> bool:
+    """Mark a package failed with ``message`` and count it, in ``session``; True if it was.
+
+    Like ``fail_backup``: the key and checksums are cleared, the artifact is the caller's.
+    """
+    statement = update(Package).where(Package.id == package_id, *_conditions(Package, only_if))
+    failed = cast(CursorResult[Any], session.execute(statement.values(
+        status="failed", finished_at=utcnow(), error=message, **_NO_ARTIFACT))).rowcount
+    if failed:
+        increment(session, PACKAGES_TOTAL, {"status": "failed"})
+    return bool(failed)
+
+
+def fail_restore(session: Session, restore_id: str, message: str, *,
+                 only_if: OnlyIf = None) -> bool:
+    """Mark a verification or restore failed with ``message``; True if it was.
+
+    Restores have no counter: the row is all there is to record.
+    """
+    statement = update(Restore).where(Restore.id == restore_id, *_conditions(Restore, only_if))
+    return bool(cast(CursorResult[Any], session.execute(statement.values(
+        status="failed", finished_at=utcnow(), error=message))).rowcount)
+
+
+class FailRow(Protocol):
+    """``fail_backup``, ``fail_package`` or ``fail_restore``."""
+
+    def __call__(self, session: Session, row_id: str, message: str, /, *,
+                 only_if: OnlyIf = None) -> bool: ...
+
+
+def enqueue(ctx: Context, send: Send, task: str, row_id: str, what: str,
+            fail: FailRow) -> bool:
+    """Send ``task`` for the committed row ``row_id``; if the broker refuses, fail the row.
+
+    The row is failed only while still pending, with a reason naming the broker, so it
+    is never left pending for a message that does not exist. Return whether it was sent.
+    """
+    try:
+        send(task, [row_id])
+    except Exception as exc:  # noqa: BLE001 - the broker's errors vary by transport
+        log.error("could not enqueue %s %s: %s", what, row_id, exc)
+        with ctx.db.session() as session:
+            fail(session, row_id, f"could not enqueue the {what}: the broker is unreachable",
+                 only_if=("pending",))
+        return False
+    return True
+
+
+def _conditions(model: type[Backup] | type[Package] | type[Restore],
+                only_if: OnlyIf) -> list[ColumnElement[bool]]:
+    if only_if is None:
+        return []
+    if isinstance(only_if, ColumnElement):
+        return [only_if]
+    return [model.status.in_(list(only_if))]

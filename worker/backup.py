@@ -20,6 +20,7 @@ from shared.context import Context
 from shared.engines import HEAD_BYTES, get_dump_engine, run_dump
 from shared.errors import BackupError, DumpError, redact
 from shared.hashing import Digests
+from shared.jobs import fail_backup
 from shared.logs import add_secret, event
 from shared.metrics.record import record_backup
 from shared.models import Backup, Database, utcnow
@@ -124,6 +125,7 @@ def _claim(ctx: Context, backup_id: str) -> tuple[Backup | None, Database | None
         if backup is None or backup.status != "pending":
             return None, None
         key = artifact_key(backup.database_id, backup.engine, backup.compression, backup.id, now)
+        # An UPDATE's result is a CursorResult; Session.execute is typed Result (sqlalchemy#12913).
         claimed = session.execute(  # type: ignore[attr-defined]
             update(Backup)
             .where(Backup.id == backup_id, Backup.status == "pending")
@@ -201,13 +203,9 @@ def _fail(ctx: Context, backup: Backup, message: str) -> None:
     now = utcnow()
     duration = _seconds(backup, now)
     with ctx.db.session() as session:
-        done = cast(CursorResult[Any], session.execute(
-            update(Backup).where(Backup.id == backup.id, Backup.status == "running").values(
-                status="failed", finished_at=now, error=message, storage_key=None,
-                size_bytes=None, checksum_md5=None, checksum_sha256=None)
-        )).rowcount
-        if done:
-            record_backup(session, backup.database_id, backup.engine, "failed", duration)
+        # Only while running: the reaper may have failed (and counted) it already.
+        fail_backup(session, backup.id, message, only_if=("running",), duration=duration,
+                    now=now)
     log.warning("backup %s of %s failed: %s", backup.id, backup.database_id, message,
                 extra=_fields(backup, "fail", duration_seconds=duration, error=message))
 

@@ -18,7 +18,9 @@ from sqlalchemy import update
 from shared.context import Context
 from shared.errors import ArtifactNotFound, BackupApiError, PackageError
 from shared.hashing import Digests
+from shared.jobs import fail_package
 from shared.metrics.counters import increment
+from shared.metrics.record import PACKAGES_TOTAL
 from shared.models import Package, utcnow
 from shared.packaging.archive import CHUNK, ArchiveWriter, open_archive
 from shared.packaging.selection import (
@@ -186,6 +188,7 @@ def _claim(ctx: Context, package_id: str) -> Package | None:
         package = session.get(Package, package_id)
         if package is None or package.status != "pending":
             return None
+        # An UPDATE's result is a CursorResult; Session.execute is typed Result (sqlalchemy#12913).
         claimed = session.execute(
             update(Package).where(Package.id == package_id, Package.status == "pending")
             .values(status="running", started_at=now, storage=ctx.storage.kind,
@@ -210,7 +213,7 @@ def _complete(ctx: Context, package: Package, built: Built) -> None:
         session.execute(update(Package).where(Package.id == package.id).values(
             status="completed", finished_at=utcnow(), size_bytes=built.size,
             checksum_md5=built.md5, checksum_sha256=built.sha256, error=None))
-        increment(session, "backup_api_packages_total", {"status": "completed"})
+        increment(session, PACKAGES_TOTAL, {"status": "completed"})
     log.info("package %s completed: %d bytes", package.id, built.size)
 
 
@@ -222,10 +225,7 @@ def _fail(ctx: Context, package: Package, message: str) -> None:
             log.error("could not remove partial package %s: %s", package.storage_key,
                       exc.message)
     with ctx.db.session() as session:
-        session.execute(update(Package).where(Package.id == package.id).values(
-            status="failed", finished_at=utcnow(), error=message, storage_key=None,
-            size_bytes=None, checksum_md5=None, checksum_sha256=None))
-        increment(session, "backup_api_packages_total", {"status": "failed"})
+        fail_package(session, package.id, message)
     log.warning("package %s failed: %s", package.id, message)
 
 

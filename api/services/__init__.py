@@ -1,27 +1,28 @@
-"""The one call each view makes. Services raise ``abort`` with a readable message."""
+"""The one call each view makes.
+
+Services speak the domain: they raise ``shared.errors`` (``NotFound``, ``Conflict``...)
+with a readable message, and ``api.errors`` alone turns those into HTTP answers. The
+rules they share with the beat and the workers live in ``shared.jobs``.
+"""
 
 from __future__ import annotations
 
-import logging
 import posixpath
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 from celery import Celery
 from flask import current_app
-from flask_smorest import abort as _abort
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from shared import jobs
 from shared.config import DATABASE_ID_PATTERN
 from shared.context import Context
-from shared.errors import ArtifactNotFound, StorageError
-from shared.models import utcnow
-
-log = logging.getLogger(__name__)
+from shared.errors import ArtifactNotFound, Conflict, Gone, NotFound, StorageError, Unavailable
 
 
 @dataclass
@@ -29,6 +30,12 @@ class ApiContext(Context):
     """The process context plus a Celery producer to enqueue work."""
 
     celery: Celery | None = None
+
+    def send(self, task: str, args: list[str]) -> None:
+        """Send ``task`` by name (the API never imports the worker)."""
+        if self.celery is None:
+            raise RuntimeError("this process has no broker")
+        self.celery.send_task(task, args=args)
 
 
 def ctx() -> ApiContext:
@@ -48,12 +55,6 @@ def is_database_id(value: str) -> bool:
     return re.fullmatch(DATABASE_ID_PATTERN, value) is not None
 
 
-def abort(code: int, message: str) -> NoReturn:
-    """Answer ``code`` with a JSON error carrying ``message`` (never returns)."""
-    _abort(code, message=message)
-    raise AssertionError("unreachable")  # flask_smorest.abort always raises
-
-
 # Past this many rows no page can hold anything; answering empty avoids an OFFSET
 # overflow in the database for absurd page numbers.
 _MAX_OFFSET = 2**53
@@ -70,19 +71,14 @@ def paginate(query: Select[Any], page: int, page_size: int) -> tuple[list[Any], 
         return rows, total
 
 
-def enqueue(task: str, row_id: str, what: str, mark_failed: Callable[[str], None]) -> None:
-    """Send ``task`` for a committed row; if the broker refuses, fail the row and answer 503.
+def enqueue(task: str, row_id: str, what: str, fail: jobs.FailRow) -> None:
+    """Send ``task`` for a committed row; if the broker refuses, the row is failed: Unavailable.
 
-    The row is recorded failed (never left pending forever) with a reason saying so.
+    See ``shared.jobs.enqueue``: the beat enqueues its jobs the same way.
     """
     context = ctx()
-    try:
-        assert context.celery is not None
-        context.celery.send_task(task, args=[row_id])
-    except Exception as exc:  # noqa: BLE001 - the broker's errors vary by transport
-        log.error("could not enqueue %s %s: %s", what, row_id, exc)
-        mark_failed(f"could not enqueue the {what}: the broker is unreachable")
-        abort(503, message=f"the broker is unreachable; the {what} was recorded as failed")
+    if not jobs.enqueue(context, context.send, task, row_id, what, fail):
+        raise Unavailable(f"the broker is unreachable; the {what} was recorded as failed")
 
 
 STREAM_CHUNK = 256 * 1024
@@ -92,19 +88,18 @@ def open_stored(what: str, row_id: str, status: str, key: str | None
                 ) -> tuple[str, int, Iterator[bytes]]:
     """Return a file name, the size and a chunk iterator over a completed row's artifact.
 
-    409 unless the row is completed; 410 when its artifact vanished from storage.
+    ``Conflict`` unless the row is completed; ``Gone`` when its artifact vanished from
+    storage; any other ``StorageError`` as the storage raised it.
     """
     if status != "completed" or not key:
-        abort(409, message=f"{what} {row_id} is {status}; only a completed {what} can be "
-                           "downloaded")
+        raise Conflict(f"{what} {row_id} is {status}; only a completed {what} can be "
+                       "downloaded")
     storage = ctx().storage
     try:
         size = storage.size(key)
         handle = storage.open(key)
     except ArtifactNotFound:
-        abort(410, message=f"the file of {what} {row_id} is missing from storage")
-    except StorageError as exc:
-        abort(502, message=exc.message)
+        raise Gone(f"the file of {what} {row_id} is missing from storage") from None
 
     def chunks() -> Iterator[bytes]:
         with handle:
@@ -115,32 +110,22 @@ def open_stored(what: str, row_id: str, status: str, key: str | None
 
 
 def delete_stored(what: str, key: str | None) -> None:
-    """Delete an artifact and its sidecar; a storage failure is a 502 naming it."""
+    """Delete an artifact and its sidecar; a ``StorageError`` says which ``what`` failed."""
     if not key:
         return
     try:
         ctx().storage.delete_artifact(key)
     except StorageError as exc:
-        abort(502, message=f"could not delete the {what}: {exc.message}")
+        raise StorageError(f"could not delete the {what}: {exc.message}") from exc
 
 
 Row = TypeVar("Row")
 
 
 def load_row(session: Session, model: type[Row], what: str, row_id: str) -> Row:
-    """Return the ``model`` row with UUID ``row_id``, or answer 404 naming ``what``."""
+    """Return the ``model`` row with UUID ``row_id``; ``NotFound`` naming ``what`` if none."""
     row = session.get(model, row_id) if is_uuid(row_id) else None
     if row is None:
-        abort(404, message=f"{what} {row_id!r} not found")
+        raise NotFound(f"{what} {row_id!r} not found")
     return row
 
-
-def fail_pending(model: type[Any], row_id: str, message: str,
-                 count: Callable[[Session, Any], None] | None = None) -> None:
-    """Mark a still-pending row failed with ``message``; ``count`` it in the same transaction."""
-    with ctx().db.session() as session:
-        row = session.get(model, row_id)
-        if row is not None and row.status == "pending":
-            row.status, row.error, row.finished_at = "failed", message, utcnow()
-            if count is not None:
-                count(session, row)

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
-from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from api.services import (
-    abort,
-    ctx,
-    delete_stored,
-    enqueue,
-    fail_pending,
-    load_row,
-    open_stored,
-    paginate,
-)
-from shared.catalog import effective
-from shared.jobs import BACKUP_TASK
-from shared.metrics.record import record_backup
-from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
-
-log = logging.getLogger(__name__)
-STREAM_CHUNK = 256 * 1024
+from api.services import ctx, delete_stored, enqueue, load_row, open_stored, paginate
+from shared.errors import Conflict, NotFound
+from shared.jobs import BACKUP_TASK, fail_backup, new_backup
+from shared.models import ACTIVE_STATUSES, Backup, Database
 
 
 def list_backups(filters: dict[str, Any], page: int, page_size: int) -> tuple[list[Backup], int]:
@@ -50,22 +34,18 @@ def create_backup(database_id: str, trigger: str = "manual") -> Backup:
         with context.db.session() as session:
             database = session.get(Database, database_id)
             if database is None:
-                abort(404, message=f"database {database_id!r} not found")
+                raise NotFound(f"database {database_id!r} not found")
             active = session.scalar(select(Backup).where(
                 Backup.database_id == database_id, Backup.status.in_(ACTIVE_STATUSES)))
             if active is not None:
-                abort(409, message=f"backup {active.id} of {database_id!r} is already "
-                                   f"{active.status}")
-            backup = Backup(
-                database_id=database_id, engine=database.engine, status="pending",
-                trigger=trigger, created_at=utcnow(), storage=context.storage.kind,
-                compression=effective(database, context.settings.global_).compression,
-            )
+                raise Conflict(f"backup {active.id} of {database_id!r} is already "
+                               f"{active.status}")
+            backup = new_backup(context, database, trigger)
             session.add(backup)
     except IntegrityError:
-        abort(409, message=f"a backup of {database_id!r} is already pending or running")
-    enqueue(BACKUP_TASK, backup.id, "backup",
-            partial(fail_pending, Backup, backup.id, count=_count_failed))
+        # The one-active-backup index: a request racing this one inserted first.
+        raise Conflict(f"a backup of {database_id!r} is already pending or running") from None
+    enqueue(BACKUP_TASK, backup.id, "backup", fail_backup)
     return backup
 
 
@@ -74,7 +54,7 @@ def delete_backup(backup_id: str) -> None:
     with context.db.session() as session:
         backup = load_row(session, Backup, "backup", backup_id)
         if backup.status == "running":
-            abort(409, message=f"backup {backup_id} is running; wait for it to finish")
+            raise Conflict(f"backup {backup_id} is running; wait for it to finish")
         delete_stored("artifact", backup.storage_key)
         session.delete(backup)
 
@@ -83,7 +63,3 @@ def open_download(backup_id: str) -> tuple[Backup, str, int, Iterator[bytes]]:
     """Return the row, a file name, the size, and a chunk iterator over the artifact."""
     backup = get_backup(backup_id)
     return (backup, *open_stored("backup", backup_id, backup.status, backup.storage_key))
-
-
-def _count_failed(session: Session, backup: Backup) -> None:
-    record_backup(session, backup.database_id, backup.engine, "failed", None)

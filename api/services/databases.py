@@ -8,10 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import abort, ctx, is_database_id, paginate
+from api.services import ctx, is_database_id, paginate
 from shared.catalog import effective
 from shared.config import DEFAULT_PORTS
 from shared.engines.options import option_errors, public_options
+from shared.errors import Conflict, Invalid, NotFound
 from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
 
 
@@ -47,7 +48,7 @@ def create_database(data: dict[str, Any]) -> dict[str, Any]:
     try:
         with ctx().db.session() as session:
             if session.get(Database, data["id"]) is not None:
-                abort(409, message=exists)
+                raise Conflict(exists)
             row = Database(**data, managed_by="api", created_at=now, updated_at=now)
             row.name = data.get("name") or data["id"]
             row.port = data.get("port") or DEFAULT_PORTS[data["engine"]]
@@ -58,7 +59,7 @@ def create_database(data: dict[str, Any]) -> dict[str, Any]:
     except IntegrityError:
         # The primary key is the only unique constraint: another request inserted
         # this id between our check and our INSERT.
-        abort(409, message=exists)
+        raise Conflict(exists) from None
     return created
 
 
@@ -67,7 +68,7 @@ def update_database(database_id: str, changes: dict[str, Any]) -> dict[str, Any]
         row = _load(session, database_id)
         _refuse_config_managed(row, "changed")
         if "options" in changes and (errors := option_errors(row.engine, changes["options"])):
-            abort(422, message="invalid input: " + "; ".join(
+            raise Invalid("invalid input: " + "; ".join(
                 f"options.{key}: {problem}" for key, problem in errors.items()))
         for key, value in changes.items():
             setattr(row, key, value)
@@ -83,8 +84,8 @@ def delete_database(database_id: str, delete_backups: bool) -> None:
         _refuse_config_managed(row, "deleted")
         backups = session.scalars(select(Backup).where(Backup.database_id == database_id)).all()
         if any(b.status in ACTIVE_STATUSES for b in backups):
-            abort(409, message=f"database {database_id!r} has a backup pending or running; "
-                               "wait for it to finish")
+            raise Conflict(f"database {database_id!r} has a backup pending or running; "
+                           "wait for it to finish")
         if delete_backups:
             for backup in backups:
                 if backup.storage_key:
@@ -96,11 +97,11 @@ def delete_database(database_id: str, delete_backups: bool) -> None:
 def _load(session: Session, database_id: str) -> Database:
     row = session.get(Database, database_id) if is_database_id(database_id) else None
     if row is None:
-        abort(404, message=f"database {database_id!r} not found")
+        raise NotFound(f"database {database_id!r} not found")
     return row
 
 
 def _refuse_config_managed(row: Database, verb: str) -> None:
     if row.managed_by == "config":
-        abort(409, message=f"database {row.id!r} is managed by config.yaml and cannot be "
-                           f"{verb} through the API; edit config.yaml instead")
+        raise Conflict(f"database {row.id!r} is managed by config.yaml and cannot be "
+                       f"{verb} through the API; edit config.yaml instead")

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from api.services import (
-    abort,
-    ctx,
-    delete_stored,
-    enqueue,
-    fail_pending,
-    load_row,
-    open_stored,
-    paginate,
-)
-from shared.jobs import PACKAGE_TASK
-from shared.metrics.counters import increment
-from shared.metrics.record import PACKAGES_TOTAL
+from api.services import ctx, delete_stored, enqueue, load_row, open_stored, paginate
+from shared.errors import Conflict, NotFound
+from shared.jobs import PACKAGE_TASK, fail_package, new_package
 from shared.models import Database, Package, utcnow
-from shared.packaging.selection import new_package
-
-log = logging.getLogger(__name__)
-STREAM_CHUNK = 256 * 1024
 
 
 def list_packages(filters: dict[str, Any], page: int,
@@ -46,7 +29,7 @@ def get_package(package_id: str) -> Package:
 
 
 def create_package(database_ids: list[str] | None, fmt: str | None) -> Package:
-    """Commit a pending row, then enqueue it; unknown database ids answer 404."""
+    """Commit a pending row, then enqueue it; unknown database ids are ``NotFound``."""
     context = ctx()
     with context.db.session() as session:
         if database_ids is not None:
@@ -54,13 +37,11 @@ def create_package(database_ids: list[str] | None, fmt: str | None) -> Package:
                                         .where(Database.id.in_(database_ids))))
             unknown = [d for d in dict.fromkeys(database_ids) if d not in known]
             if unknown:
-                abort(404, message="database_ids: unknown database "
-                                   + ", ".join(repr(d) for d in unknown))
-        package = new_package(fmt=fmt or context.settings.package.compression,
-                              storage_kind=context.storage.kind, database_ids=database_ids)
+                raise NotFound("database_ids: unknown database "
+                               + ", ".join(repr(d) for d in unknown))
+        package = new_package(context, fmt=fmt, database_ids=database_ids)
         session.add(package)
-    enqueue(PACKAGE_TASK, package.id, "package",
-            partial(fail_pending, Package, package.id, count=_count_failed))
+    enqueue(PACKAGE_TASK, package.id, "package", fail_package)
     return package
 
 
@@ -69,7 +50,7 @@ def delete_package(package_id: str) -> None:
     with context.db.session() as session:
         package = load_row(session, Package, "package", package_id)
         if package.status == "running" and not _abandoned(package):
-            abort(409, message=f"package {package_id} is running; wait for it to finish")
+            raise Conflict(f"package {package_id} is running; wait for it to finish")
         delete_stored("package", package.storage_key)
         session.delete(package)
 
@@ -86,7 +67,3 @@ def _abandoned(package: Package) -> bool:
     limit = ctx().settings.global_.hard_time_limit
     started = package.started_at or package.created_at
     return started < utcnow() - timedelta(seconds=limit)
-
-
-def _count_failed(session: Session, _: Package) -> None:
-    increment(session, PACKAGES_TOTAL, {"status": "failed"})

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-from functools import partial
 from typing import Any
 
 from sqlalchemy import select
 
-from api.services import abort, ctx, enqueue, fail_pending, is_uuid, load_row, paginate
-from shared.jobs import RESTORE_TASK
+from api.services import ctx, enqueue, is_uuid, load_row, paginate
+from shared.errors import Conflict, Invalid, NotFound
+from shared.jobs import RESTORE_TASK, fail_restore
 from shared.models import Backup, Database, Restore, utcnow
-
-log = logging.getLogger(__name__)
 
 
 def request(backup_id: str, kind: str, target_database_id: str | None = None,
@@ -22,24 +19,24 @@ def request(backup_id: str, kind: str, target_database_id: str | None = None,
     with context.db.session() as session:
         backup = session.get(Backup, backup_id) if is_uuid(backup_id) else None
         if backup is None:
-            abort(404, message=f"backup {backup_id!r} not found")
+            raise NotFound(f"backup {backup_id!r} not found")
         if backup.status != "completed":
-            abort(409, message=f"backup {backup_id} is {backup.status}; only a completed "
-                               "backup can be verified or restored")
+            raise Conflict(f"backup {backup_id} is {backup.status}; only a completed "
+                           "backup can be verified or restored")
         target_id = None
         if kind == "restore":
             target_id = target_database_id or backup.database_id
             target = session.get(Database, target_id)
             if target is None:
-                abort(404, message=f"target database {target_id!r} not found")
+                raise NotFound(f"target database {target_id!r} not found")
             if target.engine != backup.engine:
-                abort(422, message=f"target_database_id: {target_id!r} is a {target.engine} "
-                                   f"database; the backup is {backup.engine}")
+                raise Invalid(f"target_database_id: {target_id!r} is a {target.engine} "
+                              f"database; the backup is {backup.engine}")
         row = Restore(kind=kind, backup_id=backup.id, database_id=backup.database_id,
                       target_database_id=target_id, confirm=confirm, status="pending",
                       created_at=utcnow(), details={})
         session.add(row)
-    enqueue(RESTORE_TASK, row.id, kind, partial(fail_pending, Restore, row.id))
+    enqueue(RESTORE_TASK, row.id, kind, fail_restore)
     return row
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from api.services import abort, ctx
+from api.services import ctx
+from shared.errors import NotFound
 from shared.models import Database
 from shared.retention.apply import Outcome, apply, plan
 
@@ -17,7 +18,7 @@ def run(dry_run: bool, database_id: str | None) -> dict[str, Any]:
     if database_id is not None:
         with context.db.session() as session:
             if session.get(Database, database_id) is None:
-                abort(404, message=f"database {database_id!r} not found")
+                raise NotFound(f"database {database_id!r} not found")
         ids = [database_id]
     removals = plan(context, ids)
     outcome = Outcome(removals=removals) if dry_run else apply(context, removals)

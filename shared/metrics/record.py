@@ -4,7 +4,7 @@ Workers never keep per-process ``prometheus_client`` counters (they would be wro
 with two workers and reset at each restart). They add to rows of the metadata DB in
 the transaction that records the outcome (``shared.metrics.counters.increment``; packages and
 retention count ``PACKAGES_TOTAL{status}`` and ``RETENTION_DELETED_TOTAL{database_id}``
-that way); the API turns the rows into metrics at scrape time (``api/metrics.py``).
+that way); the API turns the rows into metrics at scrape time (``api/prometheus.py``).
 
 The duration histogram is kept as cumulative bucket counters, the way Prometheus
 exposes it: ``..._bucket{le=...}``, ``..._sum`` and ``..._count`` rows. It counts

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.models import Backup, Database, Package, utcnow
+from shared.models import Backup, Database
 from shared.packaging.archive import EXTENSIONS
 
 # Database ids start with a letter or digit, so this prefix never meets a backup key.
@@ -113,11 +113,3 @@ def manifest(package_id: str, created_at: datetime, fmt: str, selection: Selecti
     }
     return json.dumps(document, indent=2).encode()
 
-
-def new_package(*, fmt: str, storage_kind: str, trigger: str = "manual",
-                database_ids: Sequence[str] | None = None,
-                scheduled_for: datetime | None = None) -> Package:
-    """Return a pending package row (the caller adds it, commits, then enqueues it)."""
-    return Package(status="pending", trigger=trigger, format=fmt, storage=storage_kind,
-                   created_at=utcnow(), scheduled_for=scheduled_for, backups=[], missing=[],
-                   database_ids=list(dict.fromkeys(database_ids)) if database_ids else None)

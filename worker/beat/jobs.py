@@ -17,25 +17,32 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.catalog import effective
 from shared.context import Context
-from shared.jobs import BACKUP_TASK, PACKAGE_TASK, RETENTION_TASK
-from shared.metrics.record import record_backup
-from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
-from shared.packaging.selection import new_package
+from shared.jobs import (
+    BACKUP_TASK,
+    PACKAGE_TASK,
+    RETENTION_TASK,
+    Send,
+    add_failed_backup,
+    enqueue,
+    fail_backup,
+    fail_package,
+    new_backup,
+    new_package,
+)
+from shared.models import ACTIVE_STATUSES, Backup, Database
 
 log = logging.getLogger(__name__)
 RETENTION_CRON = "0 * * * *"
 
-# An after-commit action (e.g. enqueue the recorded backup), or None.
-AfterCommit = Callable[[], None] | None
-Send = Callable[[str, list[str]], None]
+# An after-commit action (e.g. enqueue the recorded backup; its result is ignored), or None.
+AfterCommit = Callable[[], object] | None
 
 
 @dataclass(frozen=True)
@@ -94,11 +101,7 @@ def record_scheduled_backup(ctx: Context, session: Session, database_id: str,
     database = session.get(Database, database_id)
     if database is None:
         return None
-    now = utcnow()
-    fields = dict(database_id=database_id, engine=database.engine, trigger="schedule",
-                  scheduled_for=slot, created_at=now, storage=ctx.storage.kind,
-                  compression=effective(database, ctx.settings.global_).compression)
-    backup = Backup(status="pending", **fields)
+    backup = new_backup(ctx, database, "schedule", scheduled_for=slot)
     try:
         with session.begin_nested():
             session.add(backup)
@@ -109,28 +112,11 @@ def record_scheduled_backup(ctx: Context, session: Session, database_id: str,
         active = session.scalar(select(Backup).where(Backup.database_id == database_id,
                                                      Backup.status.in_(ACTIVE_STATUSES)))
         busy = f"backup {active.id} was still {active.status}" if active else "another backup ran"
-        session.add(Backup(status="failed", finished_at=now, error=(
-            f"skipped the scheduled run of {slot:%Y-%m-%d %H:%M} UTC: {busy}"), **fields))
-        record_backup(session, database_id, database.engine, "failed", None)
+        add_failed_backup(session, new_backup(ctx, database, "schedule", scheduled_for=slot),
+                          f"skipped the scheduled run of {slot:%Y-%m-%d %H:%M} UTC: {busy}")
         log.warning("scheduled backup of %s for %s skipped: %s", database_id, slot, busy)
         return None
-    backup_id = backup.id
-    return lambda: _enqueue(ctx, send, backup_id)
-
-
-def _enqueue(ctx: Context, send: Send, backup_id: str) -> None:
-    try:
-        send(BACKUP_TASK, [backup_id])
-    except Exception as exc:  # noqa: BLE001 - the broker's errors vary by transport
-        log.error("could not enqueue scheduled backup %s: %s", backup_id, exc)
-        with ctx.db.session() as session:
-            failed = cast(CursorResult[Any], session.execute(
-                update(Backup).where(Backup.id == backup_id, Backup.status == "pending").values(
-                    status="failed", finished_at=utcnow(),
-                    error="could not enqueue the backup: the broker is unreachable"))).rowcount
-            row = session.get(Backup, backup_id) if failed else None
-            if row is not None:
-                record_backup(session, row.database_id, row.engine, "failed", None)
+    return partial(enqueue, ctx, send, BACKUP_TASK, backup.id, "backup", fail_backup)
 
 
 def package_jobs(ctx: Context, session: Session, send: Send) -> Iterator[Job]:
@@ -151,12 +137,10 @@ def package_jobs(ctx: Context, session: Session, send: Send) -> Iterator[Job]:
 
 
 def _fire_package(ctx: Context, send: Send, session: Session, slot: datetime) -> AfterCommit:
-    package = new_package(fmt=ctx.settings.package.compression, storage_kind=ctx.storage.kind,
-                          trigger="schedule", scheduled_for=slot)
+    package = new_package(ctx, trigger="schedule", scheduled_for=slot)
     session.add(package)
     session.flush()
-    package_id = package.id
-    return lambda: send(PACKAGE_TASK, [package_id])
+    return partial(enqueue, ctx, send, PACKAGE_TASK, package.id, "package", fail_package)
 
 
 # Every kind of periodic work, asked for its jobs on each pass: a new kind is added

@@ -21,10 +21,8 @@ from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, upd
 
 from shared.context import Context
 from shared.errors import StorageError
-from shared.jobs import BACKUP_TASK
-from shared.metrics.record import record_backup
+from shared.jobs import BACKUP_TASK, Send, fail_backup
 from shared.models import Backup
-from worker.beat.jobs import Send
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +76,8 @@ def reap(ctx: Context, now: datetime) -> list[str]:
                       f"{limits.visibility_timeout}s of being queued")
         with ctx.db.session() as session:
             # Re-check in the UPDATE itself: a heartbeat that arrived meanwhile wins.
-            claimed = cast(CursorResult[Any], session.execute(
-                update(Backup).where(Backup.id == backup.id, conditions[backup.status])
-                .values(status="failed", finished_at=now, error=reason, storage_key=None,
-                        size_bytes=None, checksum_md5=None, checksum_sha256=None)
-            )).rowcount
-            if claimed:
-                record_backup(session, backup.database_id, backup.engine, "failed", None)
+            claimed = fail_backup(session, backup.id, reason, only_if=conditions[backup.status],
+                                  now=now)
         if not claimed:
             continue
         log.warning("backup %s of %s failed: %s", backup.id, backup.database_id, reason)

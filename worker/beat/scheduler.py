@@ -32,8 +32,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.context import Context, current
+from shared.jobs import Send
 from shared.models import ScheduleSlot, utcnow
-from worker.beat.jobs import JOB_SOURCES, Job, Send
+from worker.beat.jobs import JOB_SOURCES, Job
 from worker.beat.reaper import reap, requeue
 from worker.beat.slots import due_slot
 
