@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import Client
-from tests.scheduling.helpers import wait_until
 from tests.services import PostgresCluster, Process, free_port, wait_http
+from tests.worker.beat.helpers import wait_until
 
 EVERY_MINUTE = "* * * * *"
 CONFIG = f"""

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import Client, Stack
-from tests.scheduling.helpers import meta_sql, wait_until
 from tests.services import PostgresCluster
+from tests.worker.beat.helpers import meta_sql, wait_until
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Stack, start_stack
-from tests.scheduling.helpers import StallingProxy
 from tests.services import PostgresCluster, Process, Redis
+from tests.worker.beat.helpers import StallingProxy
 
 BUDGET = 4 * 1024 * 1024  # the catalog queries plus the first megabytes of the table
 

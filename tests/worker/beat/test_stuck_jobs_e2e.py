@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Stack, start_stack
-from tests.scheduling.conftest import SCHED_CONFIG
-from tests.scheduling.helpers import (
+from tests.services import PostgresCluster, Redis
+from tests.worker.beat.conftest import SCHED_CONFIG
+from tests.worker.beat.helpers import (
     StallingProxy,
     meta_sql,
     start_beat,
     storage_files,
     wait_until,
 )
-from tests.services import PostgresCluster, Redis
 
 
 @pytest.fixture

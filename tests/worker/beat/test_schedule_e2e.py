@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.conftest import Client, Stack
-from tests.scheduling.helpers import StallingProxy, meta_sql, wait_until
 from tests.services import PostgresCluster
+from tests.worker.beat.helpers import StallingProxy, meta_sql, wait_until
 
 EVERY_MINUTE = "* * * * *"
 

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from tests.conftest import Client
-from tests.scheduling.helpers import wait_until
 from tests.services import PostgresCluster, Process, free_port, wait_http
+from tests.worker.beat.helpers import wait_until
 
 EMBEDDED_CONFIG = """
 global:
