@@ -1,6 +1,6 @@
 """schedule_slots: the latest cron slot each periodic job fired for
 
-Revision ID: 0002_schedule_slots
+Revision ID: 0002_schedule_slots (file 0003: the revision id predates the renumbering)
 Revises: 0002_restores
 Create Date: 2026-11-26
 """
