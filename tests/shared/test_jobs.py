@@ -22,7 +22,7 @@ from shared.jobs import (
 from shared.metrics.counters import read
 from shared.metrics.record import BACKUPS_TOTAL, PACKAGES_TOTAL
 from shared.models import Backup, Database, Package, utcnow
-from tests.shared.contexts import METADATA_DBS, make_context
+from tests.contexts import METADATA_DBS, make_context
 
 CONFIG = "global:\n  compression: zstd\npackage-conf:\n  compression: tar.gz\n"
 FAILED = json.dumps({"database_id": "shop", "engine": "postgres", "status": "failed"},

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from shared.engines import DumpCommand, Target, get_dump_engine
+from shared.engines.base import tool_env
 from shared.engines.mongodb import ARCHIVE_MAGIC, MongoEngine
 from shared.engines.postgres import PostgresEngine
 from shared.errors import DumpError
@@ -115,3 +116,40 @@ def test_pg_dump_without_password_writes_no_pgpass() -> None:
 def test_get_dump_engine_knows_both_engines() -> None:
     assert isinstance(get_dump_engine("mongodb"), MongoEngine)
     assert isinstance(get_dump_engine("postgres"), PostgresEngine)
+
+
+@pytest.mark.parametrize("name", [
+    "postgresql://backup@127.0.0.1:6543/postgres",
+    "host=127.0.0.1 port=6543 dbname=postgres",
+    "x' host='127.0.0.1",
+    "back\\slash",
+])
+def test_pg_database_name_reaches_libpq_as_a_name(name: str) -> None:
+    # libpq expands a bare --dbname holding '=' or a URI into a connection string; ours
+    # holds one quoted keyword, so the whole name stays a name (tested against a real
+    # server in tests/worker/test_attacks_connections_e2e.py).
+    target = Target(engine="postgres", host="h", port=5432, database_name=name)
+    for command in (PostgresEngine().build_dump(target),
+                    PostgresEngine().build_restore(target, "src")):
+        dbname = [a for a in command.argv if a.startswith("--dbname=")]
+        quoted = name.replace("\\", "\\\\").replace("'", "\\'")
+        assert dbname == [f"--dbname=dbname='{quoted}'"]
+        assert command.argv[command.argv.index("--host") + 1] == "h"
+
+
+def test_pg_pinned_address_goes_with_the_name() -> None:
+    target = Target(engine="postgres", host="db.internal", port=5432, database_name="shop",
+                    hostaddr="10.0.0.7")
+    command = PostgresEngine().build_dump(target)
+    assert "--dbname=dbname='shop' hostaddr='10.0.0.7'" in command.argv
+    assert command.endpoint == "db.internal:5432"
+
+
+def test_tools_get_a_minimal_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "AWS_SECRET_ACCESS_KEY",
+                 "BACKUP_API_SECRET_KEY", "PGPASSWORD"):
+        monkeypatch.setenv(name, "secret-value")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    env = tool_env({"PGPASSFILE": "/x/pgpass"})
+    assert "secret-value" not in env.values()
+    assert env["LANG"] == "C.UTF-8" and env["PGPASSFILE"] == "/x/pgpass" and env["PATH"]

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from shared.config import RuntimeSettings, parse_config
-from shared.engines.options import option_errors, public_options
+from shared.engines.options import (
+    api_option_errors,
+    connection_options,
+    option_errors,
+    public_options,
+    uri_hosts,
+)
 from shared.errors import ConfigError
 
 
@@ -43,3 +49,24 @@ def test_config_file_names_a_bad_option() -> None:
         parse_config(text, runtime, {})
     ok = text.replace("authSorce", "authSource")
     assert parse_config(ok, runtime, {}).databases[1].options == {"authSource": "admin"}
+
+
+def test_options_that_choose_a_program_or_a_file_are_config_only() -> None:
+    assert option_errors("postgres", {"pg_bin_dir": "/tmp/evil"}) == {}  # config may
+    errors = api_option_errors("postgres", {"pg_bin_dir": "/tmp/evil", "sslmode": "disable"})
+    assert set(errors) == {"pg_bin_dir"} and "config-only" in errors["pg_bin_dir"]
+    errors = api_option_errors("mongodb", {"tlsCAFile": "/etc/ssl/x.pem", "authSource": "a"})
+    assert set(errors) == {"tlsCAFile"}
+    for uri in ("mongodb://h/?tlsCAFile=/etc/passwd", "mongodb://h/?TLSCERTIFICATEKEYFILE=/k",
+                "mongodb://h/?authMechanism=MONGODB-AWS"):
+        assert "config-only" in api_option_errors("mongodb", {"uri": uri})["uri"], uri
+    assert "config-only" in api_option_errors("mongodb", {"authMechanism": "GSSAPI"})[
+        "authMechanism"]
+    assert api_option_errors("mongodb", {"uri": "mongodb://u:p@h1,h2/?tls=true"}) == {}
+
+
+def test_uri_hosts_and_connection_options() -> None:
+    assert uri_hosts("mongodb://u:p@h1:27017,h2,[::1]:5/db?x=1") == ["h1", "h2", "::1"]
+    assert uri_hosts("mongodb+srv://cluster.example/") == ["cluster.example"]
+    assert connection_options({"oplog": True, "restore_indexes": False, "tls": True}) == {
+        "tls": True}

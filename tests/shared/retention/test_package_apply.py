@@ -13,7 +13,7 @@ from shared.models import Package
 from shared.retention.apply import apply_package_retention
 from shared.storage import LocalStorage
 from shared.storage.base import sidecar_key
-from tests.shared.contexts import METADATA_DBS, make_context
+from tests.contexts import METADATA_DBS, make_context
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 # Keep one package by count; age plays no part.

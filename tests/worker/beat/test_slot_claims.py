@@ -3,39 +3,23 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
 
-from shared.config import RuntimeSettings, parse_config
 from shared.context import Context
-from shared.metadata_db import MetadataDB
-from shared.storage import LocalStorage
-from tests.services import PostgresCluster
+from tests.contexts import METADATA_DBS, make_context
 from worker.beat.jobs import AfterCommit, Job
 from worker.beat.scheduler import fire_if_due
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=METADATA_DBS)
 def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Context:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/meta.db"
-    else:
-        pg: PostgresCluster = request.getfixturevalue("pg")
-        name = f"slots_{uuid.uuid4().hex[:8]}"
-        pg.create_database(name)
-        url = pg.url(name)
-    runtime = RuntimeSettings(config_path="", data_dir=str(tmp_path), database_url=url,
-                              broker_url="memory://")
-    db = MetadataDB(url)
-    db.migrate()
-    return Context(settings=parse_config("", runtime, {}), db=db,
-                   storage=LocalStorage(str(tmp_path / "backups")))
+    return make_context(request, tmp_path)
 
 
 def _counting_job(fired: list[datetime], anchor: datetime | None = None) -> Job:

@@ -1,4 +1,4 @@
-"""A real process context for the tests of ``shared/``: a migrated metadata DB and local storage."""
+"""A real process context for in-process tests: a migrated metadata DB and local storage."""
 
 from __future__ import annotations
 
