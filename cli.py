@@ -38,11 +38,36 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--beat", action="store_true", help="embed the beat scheduler")
     worker.add_argument("--concurrency", type=int, help="default: global.max_parallel_jobs")
     worker.add_argument("--hostname", help="Celery node name")
+    worker.add_argument("--queues", type=_queues, metavar="QUEUE[,QUEUE...]",
+                        help="consume only these queues (backups, packages, restores, "
+                             "retention); default: all of them")
     sub.add_parser("beat", help="run the Celery beat scheduler")
     sub.add_parser("migrate", help="apply metadata DB migrations")
     check = sub.add_parser("check-config", help="validate a config and print effective settings")
     check.add_argument("path", nargs="?")
+    keys = sub.add_parser("keys", help="API keys: create (shown once), list, revoke")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print it, once")
+    create.add_argument("--name", required=True, help="who or what uses it (e.g. ci)")
+    create.add_argument("--scope", action="append", required=True,
+                        help="read, write, admin or metrics; comma-separated or repeated")
+    keys_sub.add_parser("list", help="list keys (never the keys themselves)").add_argument(
+        "--json", action="store_true", help="one JSON document instead of a table")
+    keys_sub.add_parser("revoke", help="revoke a key: it answers 401 from now on").add_argument(
+        "name")
     return parser
+
+
+def _queues(value: str) -> list[str]:
+    """Parse ``--queues``: known queue names, comma-separated."""
+    from shared.broker import QUEUES
+
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in QUEUES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown queue {', '.join(unknown) or repr(value)}: choose among {', '.join(QUEUES)}")
+    return list(dict.fromkeys(names))
 
 
 def _version() -> str:
@@ -71,13 +96,16 @@ def main(argv: list[str] | None = None) -> int:
         logs.add_secret(spec.password)
     if settings.storage.s3:
         logs.add_secret(settings.storage.s3.secret_key)
+    for key in settings.auth.keys:
+        logs.add_secret(key.key)
     handler = {"run": _run, "api": _api, "worker": _worker, "beat": _beat,
-               "migrate": _migrate, "check-config": _check_config}[args.command]
+               "migrate": _migrate, "check-config": _check_config, "keys": _keys}[args.command]
     return handler(settings, args)
 
 
 def _prepare(settings: Settings) -> None:
-    """Migrate the metadata DB and upsert the databases declared in the config."""
+    """Migrate the metadata DB and upsert the databases and keys declared in the config."""
+    from shared.api_keys import sync_config_keys
     from shared.catalog import upsert_config_databases
     from shared.metadata_db import MetadataDB
 
@@ -85,7 +113,51 @@ def _prepare(settings: Settings) -> None:
     db.migrate()
     with db.session() as session:
         upsert_config_databases(session, settings)
+    sync_config_keys(db, settings)
     db.sql_engine.dispose()
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    """Create (printing the key once, alone on stdout), list or revoke API keys."""
+    from shared import api_keys
+    from shared.errors import BackupApiError
+    from shared.metadata_db import MetadataDB
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # stderr says only what matters
+    _prepare(settings)
+    db = MetadataDB(settings.runtime.database_url)
+    try:
+        with db.session() as session:
+            if args.keys_command == "create":
+                key, secret = api_keys.create_key(session, args.name,
+                                                  api_keys.parse_scopes(args.scope))
+            elif args.keys_command == "revoke":
+                key = api_keys.revoke_key(session, args.name)
+            else:
+                rows = [api_keys.describe(k) for k in api_keys.list_keys(session)]
+    except BackupApiError as exc:
+        print(f"backup-api: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        db.sql_engine.dispose()
+    if args.keys_command == "create":
+        print(f"API key {key.name!r} ({', '.join(key.scopes)}); shown this once, store it "
+              "now (only its hash is kept):", file=sys.stderr)
+        print(secret, flush=True)
+    elif args.keys_command == "revoke":
+        print(f"API key {key.name!r} revoked at {key.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+    elif args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        columns = ["name", "prefix", "scopes", "managed_by", "created_at", "last_used_at",
+                   "revoked_at"]
+        table = [[c.upper() for c in columns]] + [
+            [",".join(v) if isinstance(v := r[c], list) else v or "-" for c in columns]
+            for r in rows]
+        widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+        for line in table:
+            print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    return 0
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
@@ -107,6 +179,9 @@ def _check_config(settings: Settings, _: argparse.Namespace) -> int:
                              else None})},
         "databases": [],
         "package-conf": vars(settings.package),
+        "auth": {"disabled": settings.auth.disabled,
+                 "metrics_public": settings.auth.metrics_public,
+                 "keys": [{"name": k.name, "scopes": list(k.scopes)} for k in settings.auth.keys]},
     }
     for spec in settings.databases:
         eff = effective(spec, settings.global_)
@@ -115,6 +190,7 @@ def _check_config(settings: Settings, _: argparse.Namespace) -> int:
             "host": spec.host, "port": spec.port or DEFAULT_PORTS[spec.engine],
             "username": spec.username, "password": "***" if spec.password else None,
             "database_name": spec.database_name, "package": spec.package,
+            "restore_target": spec.restore_target,
             "enabled": spec.enabled, **vars(eff),
         })
     report["tools"], missing = tool_report(settings)
@@ -172,36 +248,10 @@ def port_problem(host: str, port: int) -> str | None:
 
 
 def _api(settings: Settings, args: argparse.Namespace) -> int:
-    from gunicorn.app.base import BaseApplication
-    from gunicorn.glogging import Logger
-
-    class _JsonGunicornLogger(Logger):
-        """Gunicorn's own error and access logs, as JSON lines like every other log."""
-
-        def setup(self, cfg: Any) -> None:
-            super().setup(cfg)
-            for handler in self.error_log.handlers + self.access_log.handlers:
-                handler.setFormatter(logs.JsonFormatter())
-
     from api.app import create_app
+    from api.server import serve
 
-    app = create_app(settings)
-
-    class _Server(BaseApplication):
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{args.host}:{args.port}")
-            self.cfg.set("workers", 1)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", args.threads)
-            # Downloads of large backups stream for a long time.
-            self.cfg.set("timeout", 0)
-            self.cfg.set("accesslog", "-")
-            self.cfg.set("logger_class", _JsonGunicornLogger)
-
-        def load(self) -> Any:
-            return app
-
-    _Server().run()
+    serve(create_app(settings, bind_host=args.host), args.host, args.port, args.threads)
     return 0
 
 
@@ -218,6 +268,8 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     argv.append(f"--concurrency={args.concurrency or settings.global_.max_parallel_jobs}")
     if args.hostname:
         argv.append(f"--hostname={args.hostname}")
+    if args.queues:
+        argv.append(f"--queues={','.join(args.queues)}")
     if args.beat:
         argv += ["--beat", f"--schedule={os.path.join(settings.runtime.data_dir, 'beat')}"]
     app.worker_main(argv)
@@ -238,6 +290,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     """Start the worker (with beat) and the API as child processes; stop both together."""
     os.makedirs(settings.runtime.data_dir, exist_ok=True)
     _prepare(settings)
+    _first_key(settings, f"http://{args.host}:{args.port}")
     exe = [sys.executable, "-m", "cli"]
     # Children get their own sessions: a Ctrl-C in the terminal reaches only this
     # process, which then stops them in order (the worker finishes its warm shutdown).
@@ -267,6 +320,30 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
     return max(child.returncode or 0 for child in children)
+
+
+def _first_key(settings: Settings, base: str) -> None:
+    """Create and print an admin key when none was ever made; else say how many are active."""
+    from shared import api_keys
+    from shared.metadata_db import MetadataDB
+
+    if settings.auth.disabled:
+        print("WARNING: auth.disabled is true: anyone who reaches the API can download, "
+              "restore and delete backups", flush=True)
+        return
+    db = MetadataDB(settings.runtime.database_url)
+    with db.session() as session:
+        secret = api_keys.create_first_key(session)
+        active, _ = api_keys.count_keys(session)
+    db.sql_engine.dispose()
+    if secret is None:
+        print(f"API keys: {active} active (backup-api keys list)", flush=True)
+        return
+    print("Created the admin API key; it is shown this once, store it now:\n\n"
+          f"    {secret}\n\n"
+          f"Send it with each request: curl -H 'Authorization: Bearer {secret}' "
+          f"{base}/databases\nMore keys: backup-api keys create --scope read --name NAME\n",
+          flush=True)
 
 
 if __name__ == "__main__":

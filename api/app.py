@@ -6,12 +6,15 @@ import logging
 
 from flask import Flask
 
+from api.auth import init_auth
 from api.docs import init_docs
 from api.errors import Api
 from api.json_bodies import require_json_bodies
 from api.prometheus import init_metrics
 from api.resources import backups, databases, packages, restores, retention, system
 from api.services import ApiContext
+from api.trusted_hosts import init_trusted_hosts
+from shared.api_keys import sync_config_keys
 from shared.broker import make_celery
 from shared.catalog import upsert_config_databases
 from shared.config import Settings, load_settings
@@ -21,10 +24,15 @@ from shared.storage import make_storage
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Flask:
-    """Build the API for ``settings`` (default: config file and environment)."""
+def create_app(settings: Settings | None = None, *, migrate: bool = True,
+               bind_host: str | None = None) -> Flask:
+    """Build the API for ``settings`` (default: config file and environment).
+
+    ``bind_host`` is the address the server listens on: a ``Host`` naming it is trusted.
+    """
     settings = settings or load_settings()
-    app = Flask("backup_api")
+    # No static folder: nothing is served from the working directory.
+    app = Flask("backup_api", static_folder=None)
     app.config.update(
         API_TITLE="Backup API",
         API_VERSION="1",
@@ -40,10 +48,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fla
         db.migrate()
     with db.session() as session:
         upsert_config_databases(session, settings)
+    sync_config_keys(db, settings)
     celery = make_celery(settings)
     app.extensions["backup_api"] = ApiContext(
         settings=settings, db=db, storage=make_storage(settings), celery=celery)
+    init_auth(app, settings, db)
     init_metrics(app, db, settings, celery)
+    # Last: its hook goes before every other one (auth's too).
+    init_trusted_hosts(app, settings, bind_host)
 
     api = Api(app)
     for blueprint in (databases.blp, backups.blp, restores.blp, packages.blp, retention.blp,

@@ -34,8 +34,10 @@ STATUS: dict[type[BackupApiError], int] = {
 }
 
 
-def abort(code: int, message: str) -> NoReturn:
+def abort(code: int, message: str, headers: dict[str, str] | None = None) -> NoReturn:
     """Answer ``code`` with a JSON error carrying ``message`` (for HTTP-level checks)."""
+    if headers:
+        _abort(code, message=message, headers=headers)
     _abort(code, message=message)
     raise AssertionError("unreachable")  # flask_smorest.abort always raises
 

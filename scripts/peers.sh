@@ -29,9 +29,10 @@
 set -euo pipefail
 
 MINIO_VERSIONS=(RELEASE.2025-10-15T17-29-55Z latest)
+MC_VERSIONS=(v0.0.0-20250313080218-cf909e1063a9 latest)
 MONGOTOOLS_VERSIONS=(100.13.0 v0.0.0-20260702221138-e4f25276abe9 master)
 FERRETDB_VERSION=v1.24.2
-ALL_PEERS=(minio mongotools ferretdb)
+ALL_PEERS=(minio mc mongotools ferretdb)
 
 log() { printf '[peers] %s\n' "$*" >&2; }
 
@@ -40,8 +41,8 @@ peers=("$@")
 [[ ${#peers[@]} -gt 0 ]] || peers=("${ALL_PEERS[@]}")
 for p in "${peers[@]}"; do
     case "$p" in
-        minio | mongotools | ferretdb) ;;
-        *) log "error: unknown peer '$p' (want minio, mongotools, ferretdb)"; exit 2 ;;
+        minio | mc | mongotools | ferretdb) ;;
+        *) log "error: unknown peer '$p' (want minio, mc, mongotools, ferretdb)"; exit 2 ;;
     esac
 done
 
@@ -213,6 +214,21 @@ build_minio() {
     mv -f "$tmp/minio" "$BIN/minio"
     printf 'github.com/minio/minio@%s\n' "$v" >"$BIN/minio.version"
     log "minio: done in $(elapsed $t0) ($v)"
+    outcome built "$v"
+}
+
+build_mc() {
+    if have mc; then cached mc; return; fi
+    need_go
+    local t0=$SECONDS tmp v
+    mktmp mc
+    tmp=$TMP
+    log "mc: building"
+    v=$(install_first "$tmp" github.com/minio/mc "${MC_VERSIONS[@]}")
+    v=$(go version -m "$tmp/mc" | awk '$1 == "mod" { print $3; exit }')
+    mv -f "$tmp/mc" "$BIN/mc"
+    printf 'github.com/minio/mc@%s\n' "$v" >"$BIN/mc.version"
+    log "mc: done in $(elapsed $t0) ($v)"
     outcome built "$v"
 }
 

@@ -5,6 +5,10 @@ mid-backup does not lose the message), prefetch is 1, and the visibility timeout
 is above the per-backup time limit so Redis does not hand a running task to a
 second worker. Tasks are idempotent, so a redelivery never runs a backup twice.
 
+Each kind of job has its own queue (``backups``, ``packages``, ``restores``,
+``retention``): whoever sends a task by name, the API, the beat or the reaper, it
+lands in its kind's queue.
+
 The worker adds its tasks and the beat scheduler to this app (``worker.celery_app``);
 the API only sends tasks by name (``shared.jobs``), so it never imports the worker.
 """
@@ -15,8 +19,13 @@ import os
 from typing import Any
 
 from celery import Celery
+from kombu import Exchange, Queue
 
 from shared.config import Settings
+from shared.jobs import TASK_QUEUES
+
+# Every queue, in the order a worker with no ``--queues`` consumes them (round robin).
+QUEUES = tuple(dict.fromkeys(TASK_QUEUES.values()))
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
@@ -48,6 +57,11 @@ def make_celery(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         worker_prefetch_multiplier=1,
+        # One queue per kind of job (see shared.jobs.TASK_QUEUES). A worker takes from its
+        # queues in turn, so a backup waits for at most one running job to end, never for
+        # a flood of another kind to drain.
+        task_queues=[Queue(name, Exchange(name), routing_key=name) for name in QUEUES],
+        task_routes={task: {"queue": queue} for task, queue in TASK_QUEUES.items()},
         worker_concurrency=settings.global_.max_parallel_jobs,
         worker_send_task_events=True,
         task_send_sent_event=True,

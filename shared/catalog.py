@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from shared.config import DEFAULT_PORTS, DatabaseSpec, GlobalSettings, Settings
 from shared.engines import Target
+from shared.engines.options import api_option_errors
+from shared.errors import DumpError
 from shared.models import Database, utcnow
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,7 @@ _T = TypeVar("_T")
 _SPEC_COLUMNS = (
     "engine", "host", "database_name", "username", "password", "options", "schedule",
     "timezone", "compression", "retention_days", "max_backups", "min_backups", "package",
-    "enabled",
+    "enabled", "restore_target",
 )
 
 
@@ -55,11 +57,36 @@ def effective(db: Database | DatabaseSpec, defaults: GlobalSettings) -> Effectiv
 
 
 def target_of(db: Database) -> Target:
-    """Return how to reach ``db`` (with its password, for the dump only)."""
+    """Return how to reach ``db`` (with its password, for the dump only).
+
+    A database registered through the API never gets an option only the config may
+    set (one stored before that rule existed fails here, naming it): ``DumpError``.
+    """
+    if db.managed_by != "config" and (errors := api_option_errors(db.engine, db.options)):
+        raise DumpError("; ".join(f"options.{key}: {problem}" for key, problem in errors.items())
+                        + f" (database {db.id!r} was registered through the API)")
     return Target(
         engine=db.engine, host=db.host, port=db.port, database_name=db.database_name,
         username=db.username, password=db.password, options=dict(db.options or {}),
     )
+
+
+def restore_refusal(backup_database_id: str, target: Database) -> str | None:
+    """Return why a backup of ``backup_database_id`` may not overwrite ``target``, or None.
+
+    A backup restores into its own database. Another one takes it only when marked
+    ``restore_target: true``; on a config-managed database that mark comes from the
+    config alone (the API cannot change those rows and each upsert rewrites it).
+    """
+    if target.id == backup_database_id:
+        return None
+    if not target.restore_target:
+        where = ("in config.yaml" if target.managed_by == "config"
+                 else f"with PATCH /databases/{target.id}")
+        return (f"database {target.id!r} is not a restore target: a backup of "
+                f"{backup_database_id!r} restores only into {backup_database_id!r}, or into "
+                f"a database marked restore_target: true ({where})")
+    return None
 
 
 def upsert_config_databases(session: Session, settings: Settings) -> None:

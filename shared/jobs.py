@@ -35,6 +35,12 @@ PACKAGE_TASK = "packages.run"
 RESTORE_TASK = "restores.run"
 RETENTION_TASK = "retention.run"
 
+# The queue of each task: one per kind of job, so a flood of one kind (300 verifications)
+# never stands in front of another (a backup). A worker consumes them all unless told
+# otherwise (``backup-api worker --queues``); shared/broker.py routes by this table.
+TASK_QUEUES = {BACKUP_TASK: "backups", PACKAGE_TASK: "packages", RESTORE_TASK: "restores",
+               RETENTION_TASK: "retention"}
+
 # Sends a task by name with its arguments; raises whatever the broker's transport raises.
 Send = Callable[[str, list[str]], None]
 
@@ -102,6 +108,17 @@ def add_failed_backup(session: Session, backup: Backup, message: str) -> None:
     backup.status, backup.finished_at, backup.error = "failed", utcnow(), message
     session.add(backup)
     record_backup(session, backup.database_id, backup.engine, "failed", None)
+
+
+def add_failed_package(session: Session, package: Package, message: str) -> None:
+    """Add ``package`` (new, never pending) as failed with ``message``, and count it.
+
+    For the scheduled package that could not wait its turn (another one was still
+    pending, and only one may be): like ``add_failed_backup``, a failure the user sees.
+    """
+    package.status, package.finished_at, package.error = "failed", utcnow(), message
+    session.add(package)
+    increment(session, PACKAGES_TOTAL, {"status": "failed"})
 
 
 def fail_package(session: Session, package_id: str, message: str, *,

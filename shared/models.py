@@ -153,6 +153,14 @@ class Package(Base):
     missing: Mapped[list[str]] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text)
 
+    __table_args__ = (
+        # At most one pending package at a time: a flood of requests cannot fill the
+        # queue, and two racing requests cannot both win (migration 0005).
+        Index("uq_packages_one_pending", "status", unique=True,
+              postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+    )
+
 
 class Counter(Base):
     """A cluster-wide monotonic counter (metrics that must survive restarts and workers).

@@ -20,6 +20,7 @@ from tests.services import (
     PG_PASSWORD,
     PG_USER,
     REDIS_DATABASES,
+    TEST_API_KEY,
     PostgresCluster,
     Process,
     Redis,
@@ -58,10 +59,15 @@ def redis(workdir: Path) -> Iterator[Redis]:
 
 @dataclass
 class Client:
-    """A thin HTTP client for the API under test."""
+    """A thin HTTP client for the API under test, sending ``key`` (None: no key)."""
 
     base: str
+    key: str | None = TEST_API_KEY
     session: requests.Session = field(default_factory=requests.Session)
+
+    def __post_init__(self) -> None:
+        if self.key:
+            self.session.headers["Authorization"] = f"Bearer {self.key}"
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.session.get(self.base + path, timeout=30, **kw)
@@ -148,12 +154,23 @@ package-conf:
   compression: zip
 """
 
+# Appended to a stack's config unless it has an auth section: the key Client sends.
+TEST_AUTH = """
+auth:
+  keys:
+    - name: tests
+      scopes: [admin]
+      key: ${TEST_API_KEY}
+"""
+
 
 def start_stack(root: Path, pg: PostgresCluster, redis: Redis, config: str = STACK_CONFIG,
                 workers: int = 1) -> Stack:
     root.mkdir(parents=True, exist_ok=True)
     meta = f"meta_{uuid.uuid4().hex[:8]}"
     pg.create_database(meta)
+    if not any(line.startswith("auth:") for line in config.splitlines()):
+        config += TEST_AUTH
     (root / "config.yaml").write_text(config)
     env = {
         "BACKUP_API_CONFIG": str(root / "config.yaml"),
@@ -162,6 +179,7 @@ def start_stack(root: Path, pg: PostgresCluster, redis: Redis, config: str = STA
         "CELERY_BROKER_URL": f"{redis.url.rsplit('/', 1)[0]}/{next(_REDIS_DBS) % REDIS_DATABASES}",
         "TEST_PG_PORT": str(pg.port),
         "TEST_PG_PASSWORD": PG_PASSWORD,
+        "TEST_API_KEY": TEST_API_KEY,
     }
     port = free_port()
     api = Process("api", ["api", "--host", "127.0.0.1", "--port", str(port)], env,

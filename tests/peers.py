@@ -42,6 +42,8 @@ class Peer:
 PEERS = (
     Peer("minio", ("minio",), ("minio",), "S3",
          "put minio on PATH or in $BACKUP_API_PEERS_BIN (`bash scripts/peers.sh minio`)"),
+    Peer("mc", ("mc",), (), "MinIO client",
+         "put MinIO's mc on PATH or in $BACKUP_API_PEERS_BIN (`bash scripts/peers.sh mc`)"),
     Peer("ferretdb", ("ferretdb",), ("ferret",), "FerretDB",
          "put ferretdb on PATH or in $BACKUP_API_PEERS_BIN (`bash scripts/peers.sh ferretdb`)"),
     Peer("mongotools", ("mongodump", "mongorestore"), (), "MongoDB dump/restore",

@@ -6,6 +6,8 @@ Each starts on a free port on 127.0.0.1 and is stopped by the fixture that made 
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -25,6 +27,8 @@ PG_BIN = Path(os.environ.get("BACKUP_API_TEST_PG_BIN", "/usr/lib/postgresql/15/b
 PG_USER = "backup"
 PG_PASSWORD = "pg-Test-Secret-4471"
 REDIS_DATABASES = 256
+# The admin key of every stack start_stack makes (declared in its config through ${VAR}).
+TEST_API_KEY = "bak_" + secrets.token_urlsafe(32)
 
 
 def free_port() -> int:
@@ -167,6 +171,31 @@ class Process:
 
 def wait_http(url: str, timeout: float = 60) -> None:
     wait_for(lambda: requests.get(url, timeout=2).status_code == 200, timeout, url)
+
+
+PRINTED_KEY = re.compile(r"^\s+(bak_[A-Za-z0-9_-]{43})$", re.MULTILINE)
+
+
+def backup_api_cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``backup-api ARGV`` as a user would, with a stack's environment."""
+    return subprocess.run([sys.executable, "-m", "cli", *argv],
+                          env={**os.environ, "PYTHONPATH": str(REPO), **env}, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def create_key(env: dict[str, str], name: str, scopes: str) -> str:
+    """Create a key with ``backup-api keys create``; return the key it printed."""
+    result = backup_api_cli(env, "keys", "create", "--name", name, "--scope", scopes)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def printed_key(run: Process, timeout: float = 60) -> str:
+    """Return the admin key ``backup-api run`` printed on its first start."""
+    wait_for(lambda: PRINTED_KEY.search(run.log()) is not None, timeout, "the printed key")
+    match = PRINTED_KEY.search(run.log())
+    assert match is not None
+    return match.group(1)
 
 
 def closed_port() -> int:

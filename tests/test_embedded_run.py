@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from tests.conftest import Client
-from tests.services import PostgresCluster, Process, free_port, wait_http
+from tests.services import PostgresCluster, Process, free_port, printed_key, wait_http
 
 
 def test_run_takes_a_backup_with_no_external_service(tmp_path: Path,
@@ -23,7 +23,7 @@ def test_run_takes_a_backup_with_no_external_service(tmp_path: Path,
     run = Process("run", ["run", "--port", str(port)], env, tmp_path / "run.log",
                   cwd=cwd).start()
     try:
-        client = Client(f"http://127.0.0.1:{port}")
+        client = Client(f"http://127.0.0.1:{port}", key=printed_key(run))
         wait_http(client.base + "/ready")
         pg.psql("CREATE TABLE IF NOT EXISTS t (x int); INSERT INTO t VALUES (1), (2)")
         db_id = client.register_postgres(pg, "postgres")

@@ -14,6 +14,7 @@ from typing import Any, cast
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import CursorResult, update
 
+from shared.allowed_hosts import AllowedHosts, reachable
 from shared.catalog import target_of
 from shared.compression import EXTENSIONS, make_compressor
 from shared.context import Context
@@ -85,7 +86,8 @@ def run_backup(ctx: Context, backup_id: str) -> None:
 
 def dump_to_storage(ctx: Context, backup: Backup, database: Database) -> Stored:
     """Stream the engine's dump through the compressor into storage, hashing the output."""
-    target = target_of(database)
+    # Checked (and pinned to the checked address) before anything connects, the probe too.
+    target = reachable(target_of(database), AllowedHosts.of(ctx.settings.global_.allowed_hosts))
     engine = get_dump_engine(database.engine).resolve(target)
     command = engine.build_dump(target)
     compressor = make_compressor(backup.compression)

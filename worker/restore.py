@@ -6,8 +6,9 @@ decompress it on the fly into a reader:
   which reads every data block, not only the table of contents; MongoDB ships no
   offline checker, so there the checksums and the complete compression stream are
   the check);
-- ``restore`` feeds it to the engine's restore tool against the target database,
-  refusing a non-empty target unless the request said ``confirm``.
+- ``restore`` feeds it to the engine's restore tool against the target database: its
+  own database or one marked ``restore_target`` (``shared.catalog.restore_refusal``),
+  refusing a non-empty target unless the request's ``confirm`` named it.
 
 The artifact is read to its end even when the reader stops early, and the reader gets
 the last bytes of the dump only once the checksums and the compression stream proved
@@ -30,7 +31,8 @@ from typing import Any
 import zstandard
 from sqlalchemy import update
 
-from shared.catalog import target_of
+from shared.allowed_hosts import AllowedHosts, reachable
+from shared.catalog import restore_refusal, target_of
 from shared.compression import make_decompressor
 from shared.context import Context
 from shared.engines import DumpCommand, get_dump_engine, run_restore
@@ -78,11 +80,15 @@ def _perform(ctx: Context, restore: Restore, backup: Backup | None,
         if target_db.engine != backup.engine:
             raise BackupError(f"cannot restore a {backup.engine} backup into "
                               f"{target_db.engine} database {target_db.id!r}")
-        target = target_of(target_db)
+        # Checked when requested; again here, as the target may have changed since.
+        if (refused := restore_refusal(backup.database_id, target_db)) is not None:
+            raise BackupError(refused)
+        target = reachable(target_of(target_db),
+                           AllowedHosts.of(ctx.settings.global_.allowed_hosts))
         engine = engine.resolve(target)
         if not restore.confirm and not engine.is_empty(target):
             raise BackupError(f"target database {target_db.id!r} is not empty; repeat with "
-                              "confirm: true to replace its contents")
+                              f'"confirm": "{target_db.id}" to replace its contents')
         command = engine.build_restore(target, source_database_name=_source_name(ctx, backup))
     try:
         digests = _stream(ctx, backup, command)

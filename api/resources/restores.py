@@ -7,6 +7,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from api.auth import requires
 from api.schemas.restores import RestoreQueryArgs, RestoreRequestSchema, RestoreSchema
 from api.services import restores as service
 
@@ -23,10 +24,11 @@ class VerifyBackup(MethodView):
 
 @blp.route("/backups/<backup_id>/restore")
 class RestoreBackup(MethodView):
+    @requires("admin")
     @blp.arguments(RestoreRequestSchema)
     @blp.response(202, RestoreSchema)
     def post(self, data: dict[str, Any], backup_id: str) -> Any:
-        """Restore a backup into its own database or target_database_id."""
+        """Restore a backup into its own database or a target marked restore_target."""
         return service.request(backup_id, "restore", data.get("target_database_id"),
                                data["confirm"])
 

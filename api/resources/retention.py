@@ -7,6 +7,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from api.auth import requires
 from api.schemas.retention import RetentionResultSchema, RetentionRunSchema
 from api.services import retention as service
 
@@ -16,6 +17,7 @@ blp = Blueprint("retention", __name__, url_prefix="/retention",
 
 @blp.route("/run")
 class RetentionRun(MethodView):
+    @requires("admin")
     @blp.arguments(RetentionRunSchema, required=False)
     @blp.response(200, RetentionResultSchema)
     def post(self, data: dict[str, Any]) -> Any:

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import text
 
+from api.auth import identified
 from api.services import ctx
 from shared.errors import StorageError
+
+log = logging.getLogger(__name__)
 
 blp = Blueprint("system", __name__, description="Liveness and readiness")
 
 
 @blp.route("/health")
 class Health(MethodView):
+    @blp.doc(security=[])
     @blp.response(200)
     def get(self) -> Any:
         """Liveness: answers while the process serves requests; checks nothing else."""
@@ -24,12 +29,22 @@ class Health(MethodView):
 
 @blp.route("/ready")
 class Ready(MethodView):
+    @blp.doc(security=[])
     @blp.response(200)
     @blp.alt_response(503, description="A dependency is unreachable; the body names it")
     def get(self) -> Any:
-        """Readiness: the metadata DB, the broker and the storage are usable."""
+        """Readiness: the metadata DB, the broker and the storage are usable.
+
+        Without a key the checks say only ok or failed: the reasons (a path, a bucket,
+        an endpoint) are for callers with a key and for the logs.
+        """
         checks = {"metadata_db": _check_db(), "broker": _check_broker(),
                   "storage": _check_storage()}
+        if not identified():
+            for name, msg in checks.items():
+                if msg != "ok":
+                    log.warning("not ready: %s: %s", name, msg)
+            checks = {name: "ok" if msg == "ok" else "failed" for name, msg in checks.items()}
         failed = {name: msg for name, msg in checks.items() if msg != "ok"}
         body = {"status": "ready" if not failed else "not ready", "checks": checks}
         if failed:

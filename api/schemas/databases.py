@@ -10,7 +10,7 @@ from marshmallow import validate
 
 from api.schemas.common import DatabaseId, ListQueryArgs, QueryArgs, anchored
 from shared.config import COMPRESSIONS, ENGINES, validate_cron, validate_timezone
-from shared.engines.options import option_errors
+from shared.engines.options import api_option_errors
 
 MAX_COUNT = 100_000
 MAX_DAYS = 36_500
@@ -27,12 +27,23 @@ class Text(ma.fields.String):
         return text
 
 
+def _network_host(value: str) -> None:
+    # libpq reads a leading '/' or '@' as a Unix socket (the worker's own local servers,
+    # often with trust or peer authentication) and a ',' as a list of hosts.
+    if value.startswith(("/", "@")):
+        raise ma.ValidationError("a Unix socket path is config-only: declare the database "
+                                 "in config.yaml")
+    if "," in value:
+        raise ma.ValidationError("must name one host")
+
+
 class Host(Text):
-    """A host name or address: 1 to 255 characters, no spaces."""
+    """A host name or address: 1 to 255 characters, no spaces, no socket path or list."""
 
     def __init__(self, **kwargs: Any) -> None:
         rule = anchored(r"^\S+\Z", "must not contain spaces")
-        super().__init__(validate=[validate.Length(min=1, max=255), rule["validate"]],
+        super().__init__(validate=[validate.Length(min=1, max=255), rule["validate"],
+                                   _network_host],
                          metadata=rule["metadata"], **kwargs)
 
 
@@ -67,6 +78,8 @@ class _Editable(ma.Schema):
                                     validate=validate.Range(min=0, max=MAX_COUNT))
     package = ma.fields.Boolean()
     enabled = ma.fields.Boolean()
+    restore_target = ma.fields.Boolean(metadata={
+        "description": "whether backups of other databases may be restored over this one"})
 
 
 class DatabaseCreateSchema(_Editable):
@@ -78,7 +91,7 @@ class DatabaseCreateSchema(_Editable):
     @ma.validates_schema
     def engine_options(self, data: dict[str, Any], **_: object) -> None:
         # ``data`` is the loaded payload: ``options`` is the Dict field's dict, or absent.
-        errors = option_errors(str(data["engine"]), data.get("options"))
+        errors = api_option_errors(str(data["engine"]), data.get("options"))
         if errors:
             raise ma.ValidationError({"options": {k: [v] for k, v in errors.items()}})
 
@@ -105,6 +118,7 @@ class DatabaseSchema(ma.Schema):
     min_backups = ma.fields.Integer()
     package = ma.fields.Boolean()
     enabled = ma.fields.Boolean()
+    restore_target = ma.fields.Boolean()
     managed_by = ma.fields.String()
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import validate
 
@@ -13,10 +16,24 @@ class RestoreRequestSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    target_database_id = DatabaseId(
-        metadata={"description": "default: the backup's own database"})
-    confirm = ma.fields.Boolean(load_default=False, metadata={
-        "description": "required to replace the contents of a non-empty target"})
+    target_database_id = DatabaseId(metadata={
+        "description": "default: the backup's own database; another database must be "
+                       "marked restore_target"})
+    confirm = ma.fields.String(load_default=None, validate=validate.Length(max=63), metadata={
+        "description": "the target database's id: required to replace the contents of a "
+                       "non-empty target"})
+
+    @ma.pre_load
+    def confirm_names_the_target(self, data: Any, **_: Any) -> Any:
+        # `true` confirmed any target once; now the id must be typed out. `false` still
+        # means what it always meant: no confirmation.
+        if isinstance(data, Mapping) and isinstance(data.get("confirm"), bool):
+            if data["confirm"]:
+                raise ma.ValidationError(
+                    'send the target database id, e.g. "confirm": "shop" (true is no longer '
+                    "accepted)", field_name="confirm")
+            data = {key: value for key, value in data.items() if key != "confirm"}
+        return data
 
 
 class RestoreQueryArgs(ListQueryArgs):
@@ -30,7 +47,8 @@ class RestoreSchema(ma.Schema):
     backup_id = ma.fields.String()
     database_id = ma.fields.String()
     target_database_id = ma.fields.String(allow_none=True)
-    confirm = ma.fields.Boolean()
+    confirm = ma.fields.Boolean(metadata={
+        "description": "whether the request's confirm named the target"})
     status = ma.fields.String()
     created_at = ma.fields.DateTime()
     started_at = ma.fields.DateTime(allow_none=True)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from api.services import ctx, delete_stored, enqueue, load_row, open_stored, paginate
+from api.services.audit import audit
 from shared.errors import Conflict, NotFound
 from shared.jobs import BACKUP_TASK, fail_backup, new_backup
 from shared.models import ACTIVE_STATUSES, Backup, Database
@@ -57,6 +58,8 @@ def delete_backup(backup_id: str) -> None:
             raise Conflict(f"backup {backup_id} is running; wait for it to finish")
         delete_stored("artifact", backup.storage_key)
         session.delete(backup)
+        database_id = backup.database_id
+    audit("backup.delete", backup_id=backup_id, database_id=database_id)
 
 
 def open_download(backup_id: str) -> tuple[Backup, str, int, Iterator[bytes]]:

@@ -1,4 +1,10 @@
-"""Register, read, change and remove databases."""
+"""Register, read, change and remove databases.
+
+Connection settings are guarded here (docs/security.md): options only the config may set
+are refused, a host outside ``global.allowed_hosts`` is refused, and a change of where or
+as whom to connect drops the stored password unless the same request sends one, so a
+client cannot send a stored password to a server of its choosing.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.services import ctx, is_database_id, paginate
+from api.services.audit import audit
+from shared.allowed_hosts import AllowedHosts, refusal
 from shared.catalog import effective
 from shared.config import DEFAULT_PORTS
-from shared.engines.options import option_errors, public_options
+from shared.engines import Target
+from shared.engines.options import api_option_errors, connection_options, public_options
 from shared.errors import Conflict, Invalid, NotFound
 from shared.models import ACTIVE_STATUSES, Backup, Database, utcnow
 
@@ -26,7 +35,8 @@ def present(db: Database) -> dict[str, Any]:
         "schedule": eff.schedule, "timezone": eff.timezone, "compression": eff.compression,
         "retention_days": eff.retention_days, "max_backups": eff.max_backups,
         "min_backups": eff.min_backups, "package": db.package, "enabled": db.enabled,
-        "managed_by": db.managed_by, "created_at": db.created_at, "updated_at": db.updated_at,
+        "restore_target": db.restore_target, "managed_by": db.managed_by,
+        "created_at": db.created_at, "updated_at": db.updated_at,
     }
 
 
@@ -53,6 +63,7 @@ def create_database(data: dict[str, Any]) -> dict[str, Any]:
             row.name = data.get("name") or data["id"]
             row.port = data.get("port") or DEFAULT_PORTS[data["engine"]]
             row.options = data.get("options") or {}
+            _check_reach(row)
             session.add(row)
             session.flush()
             created = present(row)
@@ -67,11 +78,16 @@ def update_database(database_id: str, changes: dict[str, Any]) -> dict[str, Any]
     with ctx().db.session() as session:
         row = _load(session, database_id)
         _refuse_config_managed(row, "changed")
-        if "options" in changes and (errors := option_errors(row.engine, changes["options"])):
+        if "options" in changes and (errors := api_option_errors(row.engine,
+                                                                   changes["options"])):
             raise Invalid("invalid input: " + "; ".join(
                 f"options.{key}: {problem}" for key, problem in errors.items()))
+        if _repoints(row, changes) and "password" not in changes:
+            changes = {**changes, "password": None}
         for key, value in changes.items():
             setattr(row, key, value)
+        if "host" in changes or "options" in changes:
+            _check_reach(row)
         row.updated_at = utcnow()
         session.flush()
         return present(row)
@@ -92,6 +108,29 @@ def delete_database(database_id: str, delete_backups: bool) -> None:
                     context.storage.delete_artifact(backup.storage_key)
                 session.delete(backup)
         session.delete(row)
+    audit("database.delete", database_id=database_id,
+          deleted_backups=[b.id for b in backups] if delete_backups else [])
+
+
+# What says where, and as whom, a database is reached: changing one drops the password.
+_CONNECTION_FIELDS = ("host", "port", "username", "database_name")
+
+
+def _repoints(row: Database, changes: dict[str, Any]) -> bool:
+    """Tell whether ``changes`` move ``row`` to another server, user, database or option."""
+    if any(key in changes and changes[key] != getattr(row, key) for key in _CONNECTION_FIELDS):
+        return True
+    return "options" in changes and (connection_options(changes["options"])
+                                     != connection_options(row.options))
+
+
+def _check_reach(row: Database) -> None:
+    """Refuse a host outside ``global.allowed_hosts`` (resolved now; again at each backup)."""
+    allowed = AllowedHosts.of(ctx().settings.global_.allowed_hosts)
+    target = Target(engine=row.engine, host=row.host, port=row.port,
+                    database_name=row.database_name, options=dict(row.options or {}))
+    if allowed.restricts and (problem := refusal(target, allowed)) is not None:
+        raise Invalid(f"host: {problem}")
 
 
 def _load(session: Session, database_id: str) -> Database:

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from api.services import ctx
+from api.services.audit import audit
 from shared.errors import NotFound
 from shared.models import Database
 from shared.retention.apply import Outcome, apply, plan
@@ -22,6 +23,10 @@ def run(dry_run: bool, database_id: str | None) -> dict[str, Any]:
         ids = [database_id]
     removals = plan(context, ids)
     outcome = Outcome(removals=removals) if dry_run else apply(context, removals)
+    if not dry_run:
+        audit("retention.run", database_id=database_id,
+              deleted_backups=[r.backup_id for r in outcome.removals],
+              failed_backups=[r.backup_id for r, _ in outcome.errors])
     return {
         "dry_run": dry_run,
         "count": len(outcome.removals),

@@ -8,7 +8,13 @@ from shared.config.types import (
     DEFAULT_PORTS,
     ENGINES,
     ID_ERROR,
+    KEY_NAME_ERROR,
+    KEY_NAME_PATTERN,
     PACKAGE_FORMATS,
+    SCOPES,
+    ApiSettings,
+    AuthSettings,
+    ConfigKey,
     DatabaseSpec,
     GlobalSettings,
     PackageSettings,
@@ -22,7 +28,8 @@ from shared.config.types import (
 
 __all__ = [
     "COMPRESSIONS", "DATABASE_ID_PATTERN", "DEFAULT_PORTS", "ENGINES", "ID_ERROR",
-    "PACKAGE_FORMATS", "DatabaseSpec", "GlobalSettings", "PackageSettings", "RuntimeSettings",
-    "S3Settings", "Settings", "StorageSettings", "load_settings", "parse_config",
+    "KEY_NAME_ERROR", "KEY_NAME_PATTERN", "PACKAGE_FORMATS", "SCOPES", "ApiSettings",
+    "AuthSettings", "ConfigKey", "DatabaseSpec", "GlobalSettings", "PackageSettings",
+    "RuntimeSettings", "S3Settings", "Settings", "StorageSettings", "load_settings", "parse_config",
     "runtime_from_env", "validate_cron", "validate_timezone",
 ]

@@ -23,12 +23,20 @@ from marshmallow import (
     validates_schema,
 )
 
+from shared.allowed_hosts import AllowedHosts, entry_problem
 from shared.config.types import (
     COMPRESSIONS,
     DATABASE_ID_PATTERN,
     ENGINES,
     ID_ERROR,
+    KEY_NAME_ERROR,
+    KEY_NAME_PATTERN,
+    MIN_CONFIG_KEY_LENGTH,
     PACKAGE_FORMATS,
+    SCOPES,
+    ApiSettings,
+    AuthSettings,
+    ConfigKey,
     DatabaseSpec,
     GlobalSettings,
     PackageSettings,
@@ -57,6 +65,11 @@ class _Strict(Schema):
         unknown = RAISE
 
 
+def _allowed_host(value: str) -> None:
+    if (problem := entry_problem(value)) is not None:
+        raise ValidationError(problem)
+
+
 class GlobalSchema(_Strict):
     schedule = fields.String(validate=validate_cron)
     compression = fields.String(validate=validate.OneOf(COMPRESSIONS))
@@ -69,9 +82,12 @@ class GlobalSchema(_Strict):
     beat_interval = fields.Integer(validate=validate.Range(min=1, max=60))
     heartbeat_timeout = fields.Integer(validate=validate.Range(min=4))
     overdue_grace = fields.Integer(validate=validate.Range(min=0))
+    allowed_hosts = fields.List(fields.String(validate=_allowed_host))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> GlobalSettings:
+        if "allowed_hosts" in data:
+            data["allowed_hosts"] = tuple(dict.fromkeys(data["allowed_hosts"]))
         return GlobalSettings(**data)
 
 
@@ -135,6 +151,7 @@ class DatabaseSchema(_Strict):
     min_backups = fields.Integer(validate=validate.Range(min=0, max=100_000))
     package = fields.Boolean()
     enabled = fields.Boolean()
+    restore_target = fields.Boolean()
 
     @validates_schema
     def engine_options(self, data: dict[str, Any], **_: Any) -> None:
@@ -160,11 +177,107 @@ class PackageSchema(_Strict):
         return PackageSettings(**data)
 
 
+class ConfigKeySchema(_Strict):
+    name = fields.String(required=True, validate=validate.Regexp(
+        KEY_NAME_PATTERN, error=KEY_NAME_ERROR))
+    scopes = fields.List(fields.String(validate=validate.OneOf(SCOPES)), required=True,
+                         validate=validate.Length(min=1))
+    key = fields.String(validate=validate.Length(
+        min=MIN_CONFIG_KEY_LENGTH,
+        error=f"too short: use at least {MIN_CONFIG_KEY_LENGTH} random characters "
+              "(e.g. `openssl rand -base64 32`)"))
+    key_file = fields.String()
+
+    @validates_schema
+    def one_key(self, data: dict[str, Any], **_: Any) -> None:
+        if ("key" in data) == ("key_file" in data):
+            raise ValidationError("give exactly one of key or key_file", field_name="key")
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ConfigKey:
+        key = data.get("key")
+        if "key_file" in data:
+            key = _read_secret_file(data["key_file"], "key_file")
+            if len(key) < MIN_CONFIG_KEY_LENGTH:
+                raise ValidationError(f"the key in {data['key_file']!r} is too short: use at "
+                                      f"least {MIN_CONFIG_KEY_LENGTH} random characters",
+                                      field_name="key_file")
+        assert key is not None
+        return ConfigKey(name=data["name"], scopes=tuple(dict.fromkeys(data["scopes"])),
+                         key=key)
+
+
+class AuthSchema(_Strict):
+    keys = fields.List(fields.Nested(ConfigKeySchema))
+    disabled = fields.Boolean()
+    metrics_public = fields.Boolean()
+
+    @validates_schema
+    def unique_keys(self, data: dict[str, Any], **_: Any) -> None:
+        names: set[str] = set()
+        values: set[str] = set()
+        for index, key in enumerate(data.get("keys") or []):
+            if key.name in names or key.key in values:
+                what = "name" if key.name in names else "key"
+                raise ValidationError({"keys": {index: {what: [f"duplicate {what}"]}}})
+            names.add(key.name)
+            values.add(key.key)
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> AuthSettings:
+        return AuthSettings(keys=tuple(data.pop("keys", ())), **data)
+
+
+# A host name (``.example.com``: any subdomain), an IPv4 address, or an IPv6 one in brackets.
+_TRUSTED_HOST = re.compile(r"\.?[a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\]")
+
+
+def _trusted_host(value: str) -> str:
+    """Return ``value`` as the API compares it to a ``Host`` (lower case, IPv6 bracketed)."""
+    host = value.strip().lower()
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # a bare IPv6 address
+    if not _TRUSTED_HOST.fullmatch(host):
+        raise ValidationError(f"{value!r}: give a host name or an IP address, without scheme "
+                              "or port (e.g. backup.example.com, .example.com, 10.0.0.5)")
+    return host
+
+
+class ApiSchema(_Strict):
+    trusted_hosts = fields.List(fields.String(validate=validate.Length(min=1, max=253)))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ApiSettings:
+        hosts = data.get("trusted_hosts") or []
+        errors: dict[int, list[str]] = {}
+        normalized = []
+        for index, host in enumerate(hosts):
+            try:
+                normalized.append(_trusted_host(host))
+            except ValidationError as exc:
+                errors[index] = [str(m) for m in exc.messages]
+        if errors:
+            raise ValidationError({"trusted_hosts": errors})
+        return ApiSettings(trusted_hosts=tuple(dict.fromkeys(normalized)))
+
+
 class ConfigSchema(_Strict):
     global_ = fields.Nested(GlobalSchema, data_key="global")
     storage = fields.Nested(StorageSchema)
     databases = fields.List(fields.Nested(DatabaseSchema))
     package = fields.Nested(PackageSchema, data_key="package-conf")
+    api = fields.Nested(ApiSchema)
+    auth = fields.Nested(AuthSchema)
+
+    @validates_schema
+    def hosts_allowed(self, data: dict[str, Any], **_: Any) -> None:
+        # Without DNS, so a resolver down at start cannot stop the service: an address
+        # outside the list is an error now, a name is checked when a backup connects.
+        allowed = AllowedHosts.of(getattr(data.get("global_"), "allowed_hosts", ()))
+        for index, db in enumerate(data.get("databases") or []):
+            if allowed.literal_verdict(db.host) is False:
+                raise ValidationError({"databases": {index: {"host": [
+                    f"{db.host} is not in global.allowed_hosts"]}}})
 
     @validates_schema
     def unique_ids(self, data: dict[str, Any], **_: Any) -> None:
@@ -259,6 +372,8 @@ def parse_config(text: str, runtime: RuntimeSettings, env: Mapping[str, str]) ->
         storage=loaded.get("storage") or StorageSettings(),
         databases=tuple(loaded.get("databases") or ()),
         package=loaded.get("package") or PackageSettings(),
+        api=loaded.get("api") or ApiSettings(),
+        auth=loaded.get("auth") or AuthSettings(),
     )
 
 

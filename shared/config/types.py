@@ -25,6 +25,14 @@ ID_ERROR = (
     " (at most 63 characters)"
 )
 DEFAULT_PORTS = {"postgres": 5432, "mongodb": 27017}
+# API key scopes; what each grants is in shared/api_keys.py (admin > write > read).
+SCOPES = ("read", "write", "admin", "metrics")
+KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}\Z"
+KEY_NAME_ERROR = ("must start with a letter or digit and contain only letters, digits, "
+                  "'_', '.', '@' or '-' (at most 100 characters)")
+# A key declared in the config must be long enough to be unguessable (a generated key
+# has 47 characters; `openssl rand -base64 32` gives 44).
+MIN_CONFIG_KEY_LENGTH = 32
 # The five cron fields with the values each may take (day of week: 0 and 7 are Sunday).
 CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
                ("day of week", 0, 7))
@@ -107,6 +115,8 @@ class GlobalSettings:
     beat_interval: int = 30
     heartbeat_timeout: int = 120
     overdue_grace: int = 3600
+    # Names and CIDRs backups may connect to; empty: anywhere (see shared/allowed_hosts.py).
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def hard_time_limit(self) -> int:
@@ -169,6 +179,8 @@ class DatabaseSpec:
     min_backups: int | None = None
     package: bool = False
     enabled: bool = True
+    # Whether backups of other databases may be restored over this one.
+    restore_target: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,6 +189,37 @@ class PackageSettings:
     compression: str = "zip"
     retention_days: int = 60
     max_packages: int = 5
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """An API key declared in ``auth.keys`` (upserted as ``managed_by: config``)."""
+
+    name: str
+    scopes: tuple[str, ...]
+    key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """``auth``: keys from the config; ``disabled`` and ``metrics_public`` open doors."""
+
+    keys: tuple[ConfigKey, ...] = ()
+    disabled: bool = False
+    metrics_public: bool = False
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """``api``: the HTTP server's settings.
+
+    ``trusted_hosts`` are the names a request's ``Host`` may carry besides the defaults
+    (the loopback names, the bind address, and this machine's name and addresses when
+    bound to every interface): any other is refused (DNS rebinding). ``.example.com``
+    trusts example.com and every name under it.
+    """
+
+    trusted_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,6 +241,8 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     databases: tuple[DatabaseSpec, ...] = ()
     package: PackageSettings = field(default_factory=PackageSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
 
     @property
     def storage_path(self) -> str:

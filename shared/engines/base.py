@@ -10,6 +10,7 @@ tool's stderr tail with the password redacted; a non-zero exit is a ``ToolFailed
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -20,11 +21,28 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from shared.engines.unreachable import is_unreachable, unreachable_message
 from shared.errors import DumpError, redact
+
+log = logging.getLogger(__name__)
 
 STDERR_TAIL = 1500
 # How much of a dump's beginning the pipeline keeps for DumpEngine.check_output.
 HEAD_BYTES = 64 * 1024
+# What a tool inherits from the worker's environment: basics, locale, trust anchors and
+# Kerberos paths. Never the rest: the worker's environment holds the metadata DB URL, the
+# broker URL, S3 keys and API secrets, and a tool (or a fake one) has no use for them.
+TOOL_ENVIRONMENT = (
+    "PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TZ", "LANG", "LANGUAGE", "LC_ALL",
+    "LC_CTYPE", "LC_MESSAGES", "SSL_CERT_FILE", "SSL_CERT_DIR", "KRB5_CONFIG", "KRB5CCNAME",
+)
+
+
+def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Return the minimal environment of a child process, plus ``extra``."""
+    env = {key: os.environ[key] for key in TOOL_ENVIRONMENT if key in os.environ}
+    env.setdefault("PATH", os.defpath)
+    return {**env, **(extra or {})}
 
 
 class ToolFailed(DumpError):
@@ -39,7 +57,12 @@ class ToolFailed(DumpError):
 
 @dataclass(frozen=True)
 class Target:
-    """How to reach one database (built from a ``databases`` row)."""
+    """How to reach one database (built from a ``databases`` row).
+
+    ``hostaddr``, when set, is the address ``host`` resolved to when it was checked
+    against ``global.allowed_hosts``: the tools connect there and nowhere else, whatever
+    the DNS answers next (PostgreSQL only; ``host`` still names the server for TLS).
+    """
 
     engine: str
     host: str
@@ -48,6 +71,12 @@ class Target:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     options: dict[str, Any] = field(default_factory=dict)
+    hostaddr: str | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """Return ``host:port``, as failures to connect name the server."""
+        return f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -56,13 +85,15 @@ class DumpCommand:
 
     ``secret_files`` are written into a private 0700 directory with mode 0600
     before the process starts; ``{secrets}`` in ``argv`` or ``env`` values is
-    replaced by that directory. Secrets never go on the command line.
+    replaced by that directory. Secrets never go on the command line. ``endpoint``
+    (``host:port``) names the server a failure to connect is reported against.
     """
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     secret_files: dict[str, str] = field(default_factory=dict, repr=False)
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    endpoint: str = ""
 
 
 class DumpEngine(ABC):
@@ -117,7 +148,8 @@ class DumpEngine(ABC):
 def version_line(argv: list[str], prefix: str = "") -> str:
     """Return the first line ``argv`` (a ``--version`` call) prints, minus ``prefix``."""
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10,
+                             env=tool_env()).stdout
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.splitlines()[0].removeprefix(prefix).strip() if out.strip() else "unknown"
@@ -208,7 +240,7 @@ def _spawn(command: DumpCommand, stdin: Any, stdout: Any) -> Iterator[subprocess
             raise DumpError(f"{tool} not found: install it or put it on PATH")
         try:
             process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr,
-                                       env={**os.environ, **extra_env})
+                                       env=tool_env(extra_env))
         except OSError as exc:
             raise DumpError(f"cannot start {tool}: {exc.strerror}") from exc
         try:
@@ -222,4 +254,7 @@ def _spawn(command: DumpCommand, stdin: Any, stdout: Any) -> Iterator[subprocess
             stderr.seek(0)
             tail = stderr.read().decode("utf-8", "replace")[-STDERR_TAIL:].strip()
             reason = redact(tail, list(command.secrets)) or "no error output"
+            if command.endpoint and is_unreachable(reason):
+                log.warning("%s could not connect to %s: %s", tool, command.endpoint, reason)
+                reason = unreachable_message(command.endpoint)
             raise ToolFailed(tool, returncode, reason)

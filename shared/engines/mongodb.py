@@ -7,13 +7,17 @@ The password (and a full ``uri``, which usually carries one) travel in a 0600 YA
 from __future__ import annotations
 
 import json
+import logging
 import struct
 from typing import Any
 from urllib.parse import unquote
 
 from shared.engines.base import DumpCommand, DumpEngine, Target, version_line
-from shared.engines.options import uri_password
+from shared.engines.options import uri_hosts, uri_password
+from shared.engines.unreachable import unreachable_message
 from shared.errors import DumpError, redact
+
+log = logging.getLogger(__name__)
 
 ARCHIVE_MAGIC = 0x8199E26D
 # Seconds mongodump waits for a reachable server; its driver default (30 s) makes an
@@ -46,7 +50,7 @@ class MongoEngine(DumpEngine):
         else:
             argv.append(f"--db={target.database_name}")
         return DumpCommand(argv=argv, secret_files={"mongo.yaml": config},
-                           secrets=tuple(secrets))
+                           secrets=tuple(secrets), endpoint=_endpoint(target))
 
     def build_restore(self, target: Target, source_database_name: str) -> DumpCommand:
         """Build ``mongorestore --archive --drop`` mapping the source database onto the target.
@@ -65,7 +69,7 @@ class MongoEngine(DumpEngine):
         if target.options.get("restore_indexes") is False:
             argv.append("--noIndexRestore")
         return DumpCommand(argv=argv, secret_files={"mongo.yaml": config},
-                           secrets=tuple(secrets))
+                           secrets=tuple(secrets), endpoint=_endpoint(target))
 
     def build_check(self) -> DumpCommand | None:
         """No offline archive checker ships with the tools: verify checks bytes only."""
@@ -74,7 +78,7 @@ class MongoEngine(DumpEngine):
     def is_empty(self, target: Target) -> bool:
         """Tell whether the target database has no collection besides system ones."""
         from pymongo import MongoClient
-        from pymongo.errors import PyMongoError
+        from pymongo.errors import ConnectionFailure, PyMongoError
 
         options = target.options
         kwargs: dict[str, Any] = {"serverSelectionTimeoutMS": SERVER_SELECTION_TIMEOUT * 1000}
@@ -90,6 +94,12 @@ class MongoEngine(DumpEngine):
                                      **kwargs)
             with client:
                 names = client[target.database_name].list_collection_names()
+        except ConnectionFailure as exc:
+            # Refused, timed out, unknown host: one sentence (see engines.unreachable).
+            log.warning("could not connect to %s: %s", _endpoint(target),
+                        redact(str(exc), [target.password]))
+            raise DumpError("cannot inspect the target database: "
+                            + unreachable_message(_endpoint(target))) from exc
         except PyMongoError as exc:
             raise DumpError(redact(f"cannot inspect the target database: {exc}",
                                    [target.password, uri_password(options.get("uri") or "")]
@@ -114,6 +124,12 @@ class MongoEngine(DumpEngine):
         """Return ``{"mongodump": "<version>"}`` as the tool reports it."""
         return {"mongodump": version_line([self.mongodump, "--version"], "mongodump version: ")}
 
+
+
+def _endpoint(target: Target) -> str:
+    """Return the server a failure to connect is reported against: ``host:port`` or the uri's."""
+    uri = target.options.get("uri")
+    return ",".join(uri_hosts(uri)) if uri else target.endpoint
 
 
 def _connection(target: Target) -> tuple[list[str], str, list[str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 Check = Callable[[Any], str | None]
 
@@ -59,6 +60,23 @@ ENGINE_OPTIONS: dict[str, dict[str, Check]] = {
 }
 
 
+# Options that choose a program or a file on the worker: only config.yaml may set them.
+# Through the API they would let a client run its own pg_dump or make a tool read a file.
+CONFIG_ONLY_OPTIONS: dict[str, tuple[str, ...]] = {
+    "postgres": ("pg_bin_dir",),
+    "mongodb": ("tlsCAFile",),
+}
+# Mechanisms that authenticate with the worker's own ambient credentials (a Kerberos
+# ticket, an AWS role) rather than the registered ones: config-only too.
+AMBIENT_MECHANISMS = ("GSSAPI", "MONGODB-AWS")
+# Keys of a MongoDB uri that name a file on the worker (the drivers ignore their case).
+_URI_FILE_KEYS = ("tlscafile", "tlscertificatekeyfile", "tlscrlfile", "sslcafile",
+                  "sslpemkeyfile", "sslcrlfile")
+# Options that change what a tool does, not where it connects or how it authenticates.
+BEHAVIOUR_OPTIONS = ("oplog", "restore_indexes")
+CONFIG_ONLY = "is config-only: set it in config.yaml (it chooses a program or a file on the worker)"
+
+
 def option_errors(engine: str, options: Mapping[str, Any] | None) -> dict[str, str]:
     """Return ``{key: message}`` for each unknown or invalid option of ``engine``."""
     known = ENGINE_OPTIONS.get(engine, {})
@@ -71,6 +89,51 @@ def option_errors(engine: str, options: Mapping[str, Any] | None) -> dict[str, s
         elif (problem := check(value)) is not None:
             errors[key] = problem
     return errors
+
+
+def api_option_errors(engine: str, options: Mapping[str, Any] | None) -> dict[str, str]:
+    """Return :func:`option_errors` plus what only ``config.yaml`` may set (API requests)."""
+    errors = option_errors(engine, options)
+    for key, value in (options or {}).items():
+        if key in errors:
+            continue
+        if key in CONFIG_ONLY_OPTIONS.get(engine, ()):
+            errors[key] = CONFIG_ONLY
+        elif key == "authMechanism" and value in AMBIENT_MECHANISMS:
+            errors[key] = (f"{value} is config-only: it authenticates with the worker's own "
+                           "credentials")
+        elif key == "uri" and (problem := _uri_problem(str(value))):
+            errors[key] = problem
+    return errors
+
+
+def _uri_problem(uri: str) -> str | None:
+    query = dict(parse_qsl(urlsplit(uri).query))
+    for name, value in query.items():
+        if name.lower() in _URI_FILE_KEYS:
+            return f"{name} {CONFIG_ONLY}"
+        if name.lower() == "authmechanism" and value in AMBIENT_MECHANISMS:
+            return (f"authMechanism={value} is config-only: it authenticates with the "
+                    "worker's own credentials")
+    return None
+
+
+def connection_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return the options that say where and how to connect (all but ``BEHAVIOUR_OPTIONS``)."""
+    return {k: v for k, v in (options or {}).items() if k not in BEHAVIOUR_OPTIONS}
+
+
+def uri_hosts(uri: str) -> list[str]:
+    """Return the hosts of a ``mongodb://`` uri, without ports (``[::1]`` as ``::1``)."""
+    _, _, rest = uri.partition("://")
+    hosts = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    return [unquote(_without_port(item)) for item in hosts.split(",") if item]
+
+
+def _without_port(item: str) -> str:
+    if item.startswith("["):
+        return item[1:].split("]", 1)[0]
+    return item.rsplit(":", 1)[0] if item.count(":") == 1 else item
 
 
 def uri_password(uri: str) -> str | None:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.engines.base import Target
+from shared.engines.base import Target, tool_env
 from shared.errors import DumpError
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def client_major(pg_dump: str) -> int | None:
     """Return the major version ``pg_dump --version`` reports, or ``None``."""
     try:
         out = subprocess.run([pg_dump, "--version"], capture_output=True, text=True,
-                             timeout=10).stdout
+                             timeout=10, env=tool_env()).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     match = _VERSION.search(out)
@@ -122,7 +122,10 @@ def server_major(target: Target) -> int | None:
     from psycopg.conninfo import make_conninfo
 
     params: dict[str, str | int | None] = {
-        "host": target.host, "port": target.port, "dbname": target.database_name,
+        "host": target.host, "hostaddr": target.hostaddr, "port": target.port,
+        # A keyword of a conninfo string, so a plain name: libpq expands a dbname into a
+        # connection string only when it is given as a separate parameter.
+        "dbname": target.database_name,
         "user": target.username, "password": target.password,
         "connect_timeout": PROBE_TIMEOUT, "application_name": "backup-api",
     }

@@ -5,15 +5,24 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from shared.engines.base import DumpCommand, DumpEngine, Target, version_line
 from shared.engines.pg_client import choose_client, installed_clients, server_major
+from shared.engines.unreachable import is_unreachable, unreachable_message
 from shared.errors import DumpError, redact
+
+log = logging.getLogger(__name__)
 
 
 def _pgpass_field(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def _conninfo_value(value: str) -> str:
+    """Quote ``value`` for a libpq connection string: inside it, a value is only a value."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class PostgresEngine(DumpEngine):
@@ -74,9 +83,11 @@ class PostgresEngine(DumpEngine):
         import psycopg
 
         try:
-            with psycopg.connect(host=target.host, port=target.port,
-                                 dbname=target.database_name, user=target.username,
-                                 password=target.password, connect_timeout=15,
+            # Keywords, so psycopg writes one conninfo string: its dbname stays a name.
+            with psycopg.connect(host=target.host, hostaddr=target.hostaddr,
+                                 port=target.port, dbname=target.database_name,
+                                 user=target.username, password=target.password,
+                                 sslmode=target.options.get("sslmode"), connect_timeout=15,
                                  application_name="backup-api") as conn:
                 row = conn.execute(
                     "SELECT count(*) FROM pg_class c JOIN pg_namespace n "
@@ -84,15 +95,25 @@ class PostgresEngine(DumpEngine):
                     "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
                     "AND n.nspname NOT LIKE 'pg_toast%'").fetchone()
         except psycopg.Error as exc:
-            raise DumpError(redact(f"cannot inspect the target database: {exc}".strip(),
-                                   [target.password])) from exc
+            detail = redact(str(exc).strip(), [target.password])
+            if is_unreachable(detail):
+                log.warning("could not connect to %s: %s", target.endpoint, detail)
+                detail = unreachable_message(target.endpoint)
+            raise DumpError(f"cannot inspect the target database: {detail}") from exc
         return row is not None and row[0] == 0
 
 
 def _with_connection(argv: list[str], target: Target) -> DumpCommand:
-    """Add the connection flags; the password goes in a 0600 pgpass file, never argv."""
-    argv = [*argv, "--host", target.host, "--port", str(target.port),
-            "--dbname", target.database_name]
+    """Add the connection flags; the password goes in a 0600 pgpass file, never argv.
+
+    libpq reads ``--dbname`` as a whole connection string when it contains ``=`` or
+    starts with ``postgresql://`` (a registered name could then point elsewhere), so
+    the name goes inside a connection string of our own, quoted: there it is a name.
+    """
+    conninfo = f"dbname={_conninfo_value(target.database_name)}"
+    if target.hostaddr:
+        conninfo += f" hostaddr={_conninfo_value(target.hostaddr)}"
+    argv = [*argv, "--host", target.host, "--port", str(target.port), f"--dbname={conninfo}"]
     if target.username:
         argv += ["--username", target.username]
     env = {"PGCONNECT_TIMEOUT": "15", "PGAPPNAME": "backup-api"}
@@ -106,4 +127,5 @@ def _with_connection(argv: list[str], target: Target) -> DumpCommand:
         secret_files["pgpass"] = ":".join(_pgpass_field(f) for f in fields) + "\n"
         env["PGPASSFILE"] = "{secrets}/pgpass"
         secrets = (target.password,)
-    return DumpCommand(argv=argv, env=env, secret_files=secret_files, secrets=secrets)
+    return DumpCommand(argv=argv, env=env, secret_files=secret_files, secrets=secrets,
+                       endpoint=target.endpoint)

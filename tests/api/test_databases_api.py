@@ -75,7 +75,8 @@ def test_concurrent_creates_of_one_id_answer_201_once_then_409(api: Client,
 
     def create(body: dict[str, Any], start: threading.Barrier) -> requests.Response:
         start.wait()  # the three requests leave together
-        return requests.post(api.base + "/databases", json=body, timeout=30)
+        return requests.post(api.base + "/databases", json=body, timeout=30,
+                             headers=api.session.headers)
 
     for _ in range(4):
         body, start = _body(password=password), threading.Barrier(3)

@@ -18,6 +18,7 @@ from api.services import ApiContext
 from shared.config import load_settings
 from shared.models import Backup, utcnow
 from shared.storage import LocalStorage
+from tests.services import TEST_API_KEY
 
 # Nothing listens on port 1: every send is refused.
 CLOSED_BROKER = "redis://127.0.0.1:1/0"
@@ -25,14 +26,17 @@ CLOSED_BROKER = "redis://127.0.0.1:1/0"
 
 @pytest.fixture
 def app(tmp_path: Path) -> Flask:
-    env = {"BACKUP_API_DATA_DIR": str(tmp_path), "CELERY_BROKER_URL": CLOSED_BROKER}
-    (tmp_path / "config.yaml").write_text("")
+    env = {"BACKUP_API_DATA_DIR": str(tmp_path), "CELERY_BROKER_URL": CLOSED_BROKER,
+           "TEST_API_KEY": TEST_API_KEY}
+    (tmp_path / "config.yaml").write_text(
+        "auth:\n  keys:\n    - {name: tests, scopes: [admin], key: '${TEST_API_KEY}'}\n")
     return create_app(load_settings(str(tmp_path / "config.yaml"), env))
 
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TEST_API_KEY}"
     created = client.post("/databases", json={
         "id": "shop", "engine": "postgres", "host": "127.0.0.1", "database_name": "shop"})
     assert created.status_code == 201, created.json

@@ -163,9 +163,10 @@ def test_ports_match_between_compose_commands_and_images(compose: dict[str, Any]
     assert urlsplit(settings.runtime.database_url).port == 5432  # postgres image default
     assert urlsplit(settings.runtime.broker_url).port == 6379  # redis image default
     assert settings.storage.s3 is not None and settings.storage.s3.endpoint_url
-    minio_port = urlsplit(settings.storage.s3.endpoint_url).port
-    assert str(minio_port) in " ".join(services["minio-init"]["command"])
-    assert minio_port in published(services["minio"])
+    minio_url = urlsplit(settings.storage.s3.endpoint_url)
+    init_url = urlsplit(services["minio-init"]["environment"]["MINIO_URL"])
+    assert (init_url.hostname, init_url.port) == (minio_url.hostname, minio_url.port)
+    assert minio_url.port in published(services["minio"])
     for db in settings.databases:
         assert db.port == {"postgres": 5432, "mongodb": 27017}[db.engine], db.id
 
@@ -186,13 +187,17 @@ def test_sample_databases_match_their_servers(compose: dict[str, Any]) -> None:
     url = urlsplit(settings.runtime.database_url)
     assert (url.username, url.password, url.path.lstrip("/")) == (
         meta["POSTGRES_USER"], meta["POSTGRES_PASSWORD"], meta["POSTGRES_DB"])
+    # The app's S3 user is the one minio-init creates for the bucket, not MinIO's root.
     s3 = settings.storage.s3
+    init = services["minio-init"]["environment"]
     minio = services["minio"]["environment"]
     assert s3 is not None
-    assert (s3.access_key, s3.secret_key) == (minio["MINIO_ROOT_USER"],
-                                              minio["MINIO_ROOT_PASSWORD"])
-    assert s3.bucket in " ".join(services["minio-init"]["command"]) or \
-        services["minio-init"]["environment"]["S3_BUCKET"] == s3.bucket
+    assert (s3.access_key, s3.secret_key, s3.bucket) == (
+        init["S3_ACCESS_KEY"], init["S3_SECRET_KEY"], init["S3_BUCKET"])
+    assert (init["MINIO_ROOT_USER"], init["MINIO_ROOT_PASSWORD"]) == (
+        minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"])
+    assert s3.access_key != minio["MINIO_ROOT_USER"]
+    assert s3.secret_key != minio["MINIO_ROOT_PASSWORD"]
 
 
 def test_workers_scale_and_roles_wait_for_migrations(compose: dict[str, Any]) -> None:

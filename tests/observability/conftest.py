@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import Client, Stack, start_stack
 from tests.observability.peers import Flower, Prometheus
-from tests.services import PostgresCluster, Process, Redis, free_port, wait_http
+from tests.services import PostgresCluster, Process, Redis, create_key, free_port, wait_http
 
 # Yearly by default, so no database is overdue unless a test gives it a tight schedule;
 # a grace of a few seconds so that one becomes overdue within the test.
@@ -60,7 +60,9 @@ def obs(tmp_path_factory: pytest.TempPathFactory, pg: PostgresCluster,
 @pytest.fixture(scope="session")
 def prometheus(tmp_path_factory: pytest.TempPathFactory, obs: ObsStack) -> Iterator[Prometheus]:
     targets = [c.base.removeprefix("http://") for c in (obs.stack.client, obs.replica_client)]
-    server = Prometheus(tmp_path_factory.mktemp("prometheus"), targets).start()
+    # A key of its own with the metrics scope only, made as an operator would.
+    key = create_key(obs.stack.env, "prometheus", "metrics")
+    server = Prometheus(tmp_path_factory.mktemp("prometheus"), targets, key).start()
     yield server
     server.stop()
 

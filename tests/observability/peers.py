@@ -32,6 +32,8 @@ class Prometheus:
 
     root: Path
     targets: list[str]
+    # The API key it scrapes with (a `metrics` key), kept in a file as in deployment.
+    key: str
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -41,11 +43,15 @@ class Prometheus:
 
     def start(self) -> Prometheus:
         self.root.mkdir(parents=True, exist_ok=True)
+        key_file = self.root / "backup-api.key"
+        key_file.write_text(self.key + "\n")
         config = {
             "global": {"scrape_interval": "2s", "scrape_timeout": "2s",
                        "evaluation_interval": "1s"},
             "rule_files": [str(ALERTS)],
             "scrape_configs": [{"job_name": "backup-api",
+                                "authorization": {"type": "Bearer",
+                                                  "credentials_file": str(key_file)},
                                 "static_configs": [{"targets": self.targets}]}],
         }
         (self.root / "prometheus.yml").write_text(yaml.safe_dump(config))

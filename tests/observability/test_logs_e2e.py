@@ -54,6 +54,7 @@ def test_full_run_logs_json_events_without_secrets(obs: ObsStack, pg: PostgresCl
     assert bad_events["fail"]["duration_seconds"] >= 0
     assert "password authentication failed" in bad_events["fail"]["error"]
 
-    # Gunicorn's access log is JSON too, one line per request.
-    assert any(e["logger"] == "gunicorn.access" and "POST /backups" in e["message"]
+    # The access log is JSON too, one line per request, with its fields.
+    assert any(e["logger"] == "backup_api.access" and "POST /backups" in e["message"]
+               and e["method"] == "POST" and e["path"] == "/backups" and e["status"] == 202
                for e in entries)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import Client
-from tests.services import PostgresCluster, Process, free_port, wait_http
+from tests.services import PostgresCluster, Process, free_port, printed_key, wait_http
 from tests.worker.beat.helpers import wait_until
 
 EVERY_MINUTE = "* * * * *"
@@ -44,7 +44,7 @@ def test_backup_api_run_fires_scheduled_backups_and_packages(tmp_path: Path,
            "DATABASE_URL": "", "CELERY_BROKER_URL": ""}
     run = Process("run", ["run", "--port", str(port)], env, tmp_path / "run.log").start()
     try:
-        api = Client(f"http://127.0.0.1:{port}")
+        api = Client(f"http://127.0.0.1:{port}", key=printed_key(run))
         wait_http(api.base + "/health")
         # Registered unscheduled and unpackaged, so no slot fires before a first backup exists.
         db_id = api.register_postgres(pg, source, schedule="0 0 1 1 *", package=False)

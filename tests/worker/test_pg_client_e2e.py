@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from shared.engines.pg_client import client_major
 from tests.conftest import Client, Stack
 from tests.services import PG_BIN, REPO, PostgresCluster
 
@@ -27,23 +28,27 @@ def test_backup_uses_the_client_matching_the_server(api: Client, stack: Stack,
     assert sidecar["tools"]["pg_dump"].startswith(f"(PostgreSQL) {major}.")
 
 
-def test_pg_bin_dir_option_selects_the_client(api: Client, stack: Stack,
-                                              pg: PostgresCluster) -> None:
-    db_id = api.register_postgres(pg, "postgres", options={"pg_bin_dir": str(PG_BIN)})
-    backup = api.wait_backup(api.post("/backups", json={"database_id": db_id}).json()["id"])
+# options.pg_bin_dir chooses the program the worker runs: config only (the API answers
+# 422, tests/worker/test_attacks_connections_e2e.py); these databases are declared in the
+# guarded stack's config (tests/worker/conftest.py).
+def test_pg_bin_dir_option_selects_the_client(guarded: Client, guarded_stack: Stack) -> None:
+    backup = guarded.wait_backup(guarded.post("/backups", json={"database_id": "pinned-client"})
+                                 .json()["id"])
     assert backup["status"] == "completed", backup["error"]
+    sidecar = json.loads((guarded_stack.storage_dir / (backup["storage_key"] + ".json"))
+                         .read_text())
+    major = client_major(str(PG_BIN / "pg_dump"))
+    assert sidecar["tools"]["pg_dump"].startswith(f"(PostgreSQL) {major}.")
 
 
-def test_pg_bin_dir_without_pg_dump_fails_readably(api: Client, stack: Stack,
-                                                   pg: PostgresCluster, tmp_path: Path) -> None:
-    empty = tmp_path / "no-client"
-    empty.mkdir()
-    db_id = api.register_postgres(pg, "postgres", options={"pg_bin_dir": str(empty)})
-    backup = api.wait_backup(api.post("/backups", json={"database_id": db_id}).json()["id"])
+def test_pg_bin_dir_without_pg_dump_fails_readably(guarded: Client, guarded_stack: Stack,
+                                                   workdir: Path) -> None:
+    backup = guarded.wait_backup(guarded.post("/backups", json={"database_id": "no-client"})
+                                 .json()["id"])
     assert backup["status"] == "failed"
-    assert backup["error"] == f"options.pg_bin_dir: no working pg_dump in {empty}"
+    assert backup["error"] == f"options.pg_bin_dir: no working pg_dump in {workdir}/no-client"
     assert backup["storage_key"] is None
-    assert not (stack.storage_dir / db_id).exists()
+    assert not (guarded_stack.storage_dir / "no-client").exists()
 
 
 def test_unknown_postgres_option_is_refused(api: Client, pg: PostgresCluster) -> None:

@@ -47,7 +47,7 @@ def test_verify_recomputes_checksums(api: Client, library: dict[str, Any]) -> No
 def test_restore_into_an_empty_database(api: Client, pg: PostgresCluster,
                                         library: dict[str, Any]) -> None:
     pg.create_database("library_copy")
-    target = api.register_postgres(pg, "library_copy")
+    target = api.register_postgres(pg, "library_copy", restore_target=True)
     response = api.post(f"/backups/{library['id']}/restore",
                         json={"target_database_id": target})
     assert response.status_code == 202
@@ -62,16 +62,27 @@ def test_restore_over_a_non_empty_database_needs_confirm(
     pg.create_database("library_busy")
     pg.psql("CREATE TABLE books (id int); INSERT INTO books VALUES (-1);"
             "CREATE TABLE keepme (x int)", "library_busy")
-    target = api.register_postgres(pg, "library_busy")
+    target = api.register_postgres(pg, "library_busy", restore_target=True)
     refused = wait_restore(api, api.post(f"/backups/{library['id']}/restore",
                                          json={"target_database_id": target}).json()["id"])
     assert refused["status"] == "failed"
-    assert "not empty" in refused["error"] and "confirm" in refused["error"]
+    assert "not empty" in refused["error"]
+    assert f'"confirm": "{target}"' in refused["error"]
+    assert pg.psql("SELECT count(*) FROM books", "library_busy") == "1"
+
+    # `true` confirmed any target once; the target's id must be typed out now.
+    old_style = api.post(f"/backups/{library['id']}/restore",
+                         json={"target_database_id": target, "confirm": True})
+    assert old_style.status_code == 422
+    assert "send the target database id" in old_style.json()["message"]
+    other_id = api.post(f"/backups/{library['id']}/restore",
+                        json={"target_database_id": target, "confirm": "library"})
+    assert other_id.status_code == 422 and target in other_id.json()["message"]
     assert pg.psql("SELECT count(*) FROM books", "library_busy") == "1"
 
     done = wait_restore(api, api.post(f"/backups/{library['id']}/restore",
                                       json={"target_database_id": target,
-                                            "confirm": True}).json()["id"])
+                                            "confirm": target}).json()["id"])
     assert done["status"] == "completed", done["error"]
     assert pg.psql(CONTENT, "library_busy") == pg.psql(CONTENT, "library")
 

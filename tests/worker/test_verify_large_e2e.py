@@ -163,7 +163,8 @@ def target(api: Client, pg: PostgresCluster) -> str:
     """A database a corrupt backup is restored over, whose contents must survive."""
     pg.create_database("verify_big_target")
     pg.psql(TARGET_SEED, "verify_big_target")
-    return api.register_postgres(pg, "verify_big_target", id="verify-big-target")
+    return api.register_postgres(pg, "verify_big_target", id="verify-big-target",
+                                 restore_target=True)
 
 
 @pytest.fixture
@@ -217,7 +218,7 @@ def test_a_damaged_big_backup_is_corrupt_for_verify_and_restore(
         assert "the gzip stream is corrupt" in error
 
     restored = _restore_job(api, f"/backups/{backup['id']}/restore",
-                            {"target_database_id": target, "confirm": True})
+                            {"target_database_id": target, "confirm": target})
     assert restored["status"] == "failed"
     assert restored["error"] == error
     # The refused restore rolled back: the target holds what it held, nothing more.

@@ -30,13 +30,14 @@ from shared.jobs import (
     RETENTION_TASK,
     Send,
     add_failed_backup,
+    add_failed_package,
     enqueue,
     fail_backup,
     fail_package,
     new_backup,
     new_package,
 )
-from shared.models import ACTIVE_STATUSES, Backup, Database
+from shared.models import ACTIVE_STATUSES, Backup, Database, Package
 
 log = logging.getLogger(__name__)
 RETENTION_CRON = "0 * * * *"
@@ -137,9 +138,25 @@ def package_jobs(ctx: Context, session: Session, send: Send) -> Iterator[Job]:
 
 
 def _fire_package(ctx: Context, send: Send, session: Session, slot: datetime) -> AfterCommit:
+    """Add the slot's pending package; return its enqueue action.
+
+    Only one package may be pending (a unique index): if another still is, the slot is
+    recorded as a failed package saying so, as a scheduled backup is when the previous
+    one still runs.
+    """
     package = new_package(ctx, trigger="schedule", scheduled_for=slot)
-    session.add(package)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(package)
+    except IntegrityError:
+        if session.scalar(select(Package.id).where(Package.scheduled_for == slot)):
+            return None  # this slot's package exists already
+        pending = session.scalar(select(Package.id).where(Package.status == "pending"))
+        busy = f"package {pending} was still pending" if pending else "another package was pending"
+        add_failed_package(session, new_package(ctx, trigger="schedule", scheduled_for=slot),
+                           f"skipped the scheduled package of {slot:%Y-%m-%d %H:%M} UTC: {busy}")
+        log.warning("scheduled package for %s skipped: %s", slot, busy)
+        return None
     return partial(enqueue, ctx, send, PACKAGE_TASK, package.id, "package", fail_package)
 
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import Client
-from tests.services import PostgresCluster, Process, free_port, wait_http
+from tests.services import PostgresCluster, Process, free_port, printed_key, wait_http
 from tests.worker.beat.helpers import wait_until
 
 EMBEDDED_CONFIG = """
@@ -29,7 +29,7 @@ def test_backup_api_run_schedules_and_prunes(tmp_path: Path, pg: PostgresCluster
            "DATABASE_URL": "", "CELERY_BROKER_URL": ""}
     run = Process("run", ["run", "--port", str(port)], env, tmp_path / "run.log").start()
     try:
-        api = Client(f"http://127.0.0.1:{port}")
+        api = Client(f"http://127.0.0.1:{port}", key=printed_key(run))
         wait_http(api.base + "/health")
         db_id = api.register_postgres(pg, sched_pg_db, schedule="* * * * *")
         # As if beat had been down for ten minutes since the database was registered.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Stack, start_stack
-from tests.services import PostgresCluster, Redis
+from tests.services import PG_PASSWORD, PostgresCluster, Redis
 from tests.worker.beat.conftest import SCHED_CONFIG
 from tests.worker.beat.helpers import (
     StallingProxy,
@@ -61,7 +61,9 @@ def test_sigkilled_worker_leaves_failed_rows_and_no_partial_files(
 
     # The database is not blocked: with a live worker and a direct connection it backs up.
     kill_stack.start_worker("healthy")
-    assert api.patch(f"/databases/{dbs[0]}", json={"port": pg.port}).status_code == 200
+    # Re-pointing clears the stored password unless the request sends it again.
+    repoint = {"port": pg.port, "password": PG_PASSWORD}
+    assert api.patch(f"/databases/{dbs[0]}", json=repoint).status_code == 200
     retry = api.post("/backups", json={"database_id": dbs[0]})
     assert retry.status_code == 202, retry.text
     assert api.wait_backup(retry.json()["id"], timeout=180)["status"] == "completed"
@@ -89,7 +91,8 @@ def test_time_limit_fails_a_stalled_dump_cleanly(
     assert backup["error"] == "time limit of 10s exceeded"
     assert storage_files(limit_stack.storage_dir / db_id) == []
     # The worker lived through it and takes the next backup.
-    assert api.patch(f"/databases/{db_id}", json={"port": pg.port}).status_code == 200
+    repoint = {"port": pg.port, "password": PG_PASSWORD}
+    assert api.patch(f"/databases/{db_id}", json=repoint).status_code == 200
     again = api.wait_backup(api.post("/backups", json={"database_id": db_id}).json()["id"],
                             timeout=120)
     assert again["status"] == "completed", again["error"]

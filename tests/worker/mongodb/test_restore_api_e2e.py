@@ -39,7 +39,7 @@ def test_verify_and_restore_a_mongodb_backup(api: Client, ferret: FerretDB,
     assert verified["status"] == "completed", verified["error"]
     assert verified["details"]["checksum_sha256"] == backup["checksum_sha256"]
 
-    target = register(api, ferret, "shop_restored",
+    target = register(api, ferret, "shop_restored", restore_target=True,
                       options={"authMechanism": "PLAIN", **NO_INDEXES})
     restored = _run(api, backup["id"], "restore", target_database_id=target)
     assert restored["status"] == "completed", restored["error"]
@@ -50,7 +50,7 @@ def test_verify_and_restore_a_mongodb_backup(api: Client, ferret: FerretDB,
     assert refused["status"] == "failed"
     assert "not empty" in refused["error"]
     ferret.client()["shop_restored"]["customers"].delete_many({})
-    again = _run(api, backup["id"], "restore", target_database_id=target, confirm=True)
+    again = _run(api, backup["id"], "restore", target_database_id=target, confirm=target)
     assert again["status"] == "completed", again["error"]
     assert _documents(ferret, "shop_restored") == _documents(ferret, source)
 
@@ -60,7 +60,7 @@ def test_verify_and_restore_a_mongodb_backup(api: Client, ferret: FerretDB,
 def test_restore_into_another_engine_is_422(api: Client, ferret: FerretDB, source: str,
                                             pg: PostgresCluster) -> None:
     backup = take_backup(api, register(api, ferret, source))
-    postgres_db = api.register_postgres(pg, "postgres")
+    postgres_db = api.register_postgres(pg, "postgres", restore_target=True)
     response = api.post(f"/backups/{backup['id']}/restore",
                         json={"target_database_id": postgres_db})
     assert response.status_code == 422
