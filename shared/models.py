@@ -105,8 +105,14 @@ class Backup(Base):
     storage: Mapped[str] = mapped_column(String(16))
     storage_key: Mapped[str | None] = mapped_column(String(1024))
     error: Mapped[str | None] = mapped_column(Text)
+    # {"type": "age", "recipients": [...]} when the stored artifact is encrypted.
+    encryption: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # 1 for the first try; a backup interrupted by a worker's death is tried again.
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
 
     __table_args__ = (
+        # Listing one database's backups newest first, at any number of rows.
+        Index("ix_backups_database_created", "database_id", "created_at"),
         # At most one pending/running backup per database, enforced by the database
         # itself so that two concurrent requests (or schedulers) cannot both win.
         Index(
@@ -152,6 +158,7 @@ class Package(Base):
     backups: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     missing: Mapped[list[str]] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text)
+    encryption: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         # At most one pending package at a time: a flood of requests cannot fill the
