@@ -1,4 +1,5 @@
-"""The ``backup-api`` console script: run, api, worker, beat, migrate, check-config."""
+"""The ``backup-api`` console script: run, api, worker, beat, migrate, check-config, keys,
+secrets."""
 
 from __future__ import annotations
 
@@ -13,14 +14,20 @@ import subprocess
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared import logs
+from shared import logs, secrets
 from shared.catalog import effective
 from shared.config import DEFAULT_PORTS, Settings, load_settings
-from shared.errors import ConfigError
+from shared.errors import ConfigError, SecretKeyError
+
+if TYPE_CHECKING:
+    from shared.metadata_db import MetadataDB
+    from shared.secret_rows import Outcome
 
 log = logging.getLogger("backup_api")
+# How long worker and beat wait at start for a metadata DB that does not answer yet.
+DB_WAIT_SECONDS = 300
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--queues", type=_queues, metavar="QUEUE[,QUEUE...]",
                         help="consume only these queues (backups, packages, restores, "
                              "retention); default: all of them")
+    worker.add_argument("--grace-period", type=int, default=300, metavar="SECONDS",
+                        help="on SIGTERM, how long running jobs may take to finish before "
+                             "they are stopped and retried elsewhere (default 300; keep a "
+                             "process manager's stop timeout above it)")
+    # Internal: the Celery worker process itself, which `backup-api worker` supervises.
+    worker.add_argument("--unsupervised", action="store_true", help=argparse.SUPPRESS)
     sub.add_parser("beat", help="run the Celery beat scheduler")
     sub.add_parser("migrate", help="apply metadata DB migrations")
     check = sub.add_parser("check-config", help="validate a config and print effective settings")
@@ -55,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="one JSON document instead of a table")
     keys_sub.add_parser("revoke", help="revoke a key: it answers 401 from now on").add_argument(
         "name")
+    stored = sub.add_parser("secrets", help="secrets stored in the metadata DB")
+    rotate = stored.add_subparsers(dest="secrets_command", required=True).add_parser(
+        "rotate", help="re-encrypt every stored secret with the first key of "
+                       "BACKUP_API_SECRET_KEY")
+    rotate.add_argument("--discard-unreadable", action="store_true",
+                        help="erase the secrets no given key decrypts (their key is lost): "
+                             "enter them again afterwards")
     return parser
 
 
@@ -78,6 +98,9 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # First: every file and directory any role creates (metadata DB, broker messages,
+    # artifacts, temporary files) is its user's alone.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     if args.command in ("run", "api"):
         # Before anything else, so a port in use is one line, not a half-started service.
@@ -99,22 +122,60 @@ def main(argv: list[str] | None = None) -> int:
     for key in settings.auth.keys:
         logs.add_secret(key.key)
     handler = {"run": _run, "api": _api, "worker": _worker, "beat": _beat,
-               "migrate": _migrate, "check-config": _check_config, "keys": _keys}[args.command]
-    return handler(settings, args)
+               "migrate": _migrate, "check-config": _check_config, "keys": _keys,
+               "secrets": _secrets}[args.command]
+    try:
+        if args.command != "check-config":
+            _load_secret_key(settings, args.command)
+        return handler(settings, args)
+    except SecretKeyError as exc:
+        print(f"backup-api: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def _load_secret_key(settings: Settings, command: str) -> None:
+    """Load the keys of stored secrets; the embedded default makes its own on first start."""
+    from shared.metadata_db import normalize_url
+
+    if os.path.isdir(settings.runtime.data_dir):
+        secrets.private_dir(settings.runtime.data_dir)  # one made by an older version: 0755
+    embedded = command == "run" or normalize_url(settings.runtime.database_url).startswith(
+        "sqlite")
+    keyring = secrets.load_keyring(settings.runtime, generate=embedded)
+    if keyring.generated:
+        print(f"Generated {keyring.path}, the key that encrypts the database passwords "
+              "stored in the metadata DB: without it they are lost, so back it up apart from "
+              "the data (docs/security.md)", file=sys.stderr, flush=True)
+    for key in keyring.keys:
+        logs.add_secret(key)
+    secrets.use(keyring)
 
 
 def _prepare(settings: Settings) -> None:
-    """Migrate the metadata DB and upsert the databases and keys declared in the config."""
+    """Migrate the metadata DB, check the stored secrets, and upsert the databases and keys
+    declared in the config."""
     from shared.api_keys import sync_config_keys
     from shared.catalog import upsert_config_databases
-    from shared.metadata_db import MetadataDB
 
-    db = MetadataDB(settings.runtime.database_url)
-    db.migrate()
+    db, _ = _migrate_and_reseal(settings)
     with db.session() as session:
         upsert_config_databases(session, settings)
     sync_config_keys(db, settings)
     db.sql_engine.dispose()
+
+
+def _migrate_and_reseal(settings: Settings, **rotation: bool) -> tuple[MetadataDB, Outcome]:
+    """Migrate, then check the secret key opens every stored secret (SecretKeyError if
+    not: a wrong key stops the process here) and encrypt those still in plain text."""
+    from shared.metadata_db import MetadataDB
+    from shared.models import Base
+    from shared.secret_rows import reseal
+
+    db = MetadataDB(settings.runtime.database_url)
+    db.migrate()
+    with db.session() as session:
+        outcome = reseal(session, Base.metadata, **rotation)
+    return db, outcome
 
 
 def _keys(settings: Settings, args: argparse.Namespace) -> int:
@@ -157,6 +218,24 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
         widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
         for line in table:
             print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    return 0
+
+
+def _secrets(settings: Settings, args: argparse.Namespace) -> int:
+    """Re-encrypt every stored secret with the first key (``secrets rotate``)."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    db, done = _migrate_and_reseal(settings, rotate=True,
+                                   discard_unreadable=args.discard_unreadable)
+    db.sql_engine.dispose()
+    _prepare(settings)  # config-declared secrets that were discarded come back now
+    keyring = secrets.current()
+    print(f"{done.rotated + done.sealed} stored secret(s) encrypted with the first key of "
+          f"{keyring.source}; {done.sealed} of them were in plain text"
+          + ("; the other keys are no longer needed" if len(keyring.keys) > 1 else ""))
+    if done.discarded:
+        print(f"erased {len(done.discarded)} secret(s) no key could decrypt: "
+              f"{', '.join(done.discarded)}. Those of config-managed databases came back "
+              "from the config; give the others again (PATCH /databases/<id>)")
     return 0
 
 
@@ -251,17 +330,53 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     from api.app import create_app
     from api.server import serve
 
-    serve(create_app(settings, bind_host=args.host), args.host, args.port, args.threads)
+    _migrate_and_reseal(settings)[0].sql_engine.dispose()
+    serve(create_app(settings, migrate=False, bind_host=args.host), args.host, args.port,
+          args.threads)
     return 0
 
 
+def _prepare_waiting(settings: Settings) -> bool:
+    """``_prepare``, retried while the metadata DB is unreachable (it may start after us)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from worker.supervisor import wait_for
+
+    where = make_url(settings.runtime.database_url).render_as_string(hide_password=True)
+    try:
+        wait_for(lambda: _prepare(settings), f"the metadata DB at {where}",
+                 (OperationalError, InterfaceError), timeout=DB_WAIT_SECONDS)
+    except (OperationalError, InterfaceError) as exc:
+        log.error("the metadata DB at %s is still unreachable after %ds: %s", where,
+                  DB_WAIT_SECONDS, str(exc).strip().splitlines()[0])
+        return False
+    return True
+
+
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Supervise a Celery worker process (worker/supervisor.py), which runs the jobs."""
+    from worker.supervisor import Policy, supervise
+
+    if not args.unsupervised:
+        if not _prepare_waiting(settings):
+            return 1
+        for name, where in tool_report(settings)[0].items():
+            if where.startswith("missing"):
+                log.warning("%s %s: backups that need it will fail", name, where)
+        command = [sys.executable, "-m", "cli", "worker", "--unsupervised"]
+        for option in ("concurrency", "hostname"):
+            if getattr(args, option):
+                command.append(f"--{option}={getattr(args, option)}")
+        command += [f"--queues={','.join(args.queues)}"] if args.queues else []
+        command += ["--beat"] if args.beat else []
+        return supervise(command, Policy(grace_period=args.grace_period))
+    return _celery_worker(settings, args)
+
+
+def _celery_worker(settings: Settings, args: argparse.Namespace) -> int:
     from worker.celery_app import make_worker_app
 
-    _prepare(settings)
-    for name, where in tool_report(settings)[0].items():
-        if where.startswith("missing"):
-            log.warning("%s %s: backups that need it will fail", name, where)
     app = make_worker_app(settings)
     # --quiet: no banner on stdout; every line a process writes is a JSON log line.
     argv = ["--quiet", "worker", "--loglevel=INFO", "--without-mingle", "--without-gossip"]
@@ -279,7 +394,8 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 def _beat(settings: Settings, _: argparse.Namespace) -> int:
     from worker.celery_app import make_worker_app
 
-    _prepare(settings)
+    if not _prepare_waiting(settings):
+        return 1
     app = make_worker_app(settings)
     app.start(["--quiet", "beat", "--loglevel=INFO",
                f"--schedule={os.path.join(settings.runtime.data_dir, 'beat')}"])
@@ -288,9 +404,12 @@ def _beat(settings: Settings, _: argparse.Namespace) -> int:
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     """Start the worker (with beat) and the API as child processes; stop both together."""
+    from worker.supervisor import Policy
+
     os.makedirs(settings.runtime.data_dir, exist_ok=True)
     _prepare(settings)
     _first_key(settings, f"http://{args.host}:{args.port}")
+    stop_wait = Policy().grace_period + Policy().kill_after + 15  # see worker/supervisor.py
     exe = [sys.executable, "-m", "cli"]
     # Children get their own sessions: a Ctrl-C in the terminal reaches only this
     # process, which then stops them in order (the worker finishes its warm shutdown).
@@ -316,7 +435,8 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         stop()
         for child in children:
             try:
-                child.wait(timeout=30)
+                # The worker's supervisor ends its grace period, then its cold shutdown.
+                child.wait(timeout=stop_wait)
             except subprocess.TimeoutExpired:
                 child.kill()
     return max(child.returncode or 0 for child in children)

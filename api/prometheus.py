@@ -161,10 +161,15 @@ class BackupCollector:
                 overdue.add_metric([db.id], float(self._overdue(db, last.get(db.id), now)))
         yield overdue
 
-        running = session.scalar(select(func.count()).select_from(Backup)
-                                 .where(Backup.status == "running")) or 0
+        active = {status: count for status, count in session.execute(
+            select(Backup.status, func.count()).where(Backup.status.in_(("pending", "running")))
+            .group_by(Backup.status))}
         yield GaugeMetricFamily("backup_api_backups_in_progress",
-                                "Backups running now, on any worker", value=running)
+                                "Backups running now, on any worker",
+                                value=active.get("running", 0))
+        yield GaugeMetricFamily("backup_api_backups_pending",
+                                "Backups waiting for a worker (queued, or to be retried)",
+                                value=active.get("pending", 0))
 
         package = session.execute(select(Package.size_bytes).where(Package.status == "completed")
                                   .order_by(Package.finished_at.desc()).limit(1)).scalar()

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Write the .env of docker-compose.yml from .env.example, giving every setting left empty
 # there (the passwords and keys) a fresh random value: 32 bytes from /dev/urandom as 64
-# hex digits, safe inside the URLs compose builds. Never overwrites an existing file.
+# hex digits, safe inside the URLs compose builds (and a valid BACKUP_API_SECRET_KEY).
+# Never overwrites an existing file.
 #
 #   sh deploy/new-env.sh [PATH]        (default: .env next to docker-compose.yml)
 set -eu

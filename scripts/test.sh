@@ -12,6 +12,7 @@ command -v promtool >/dev/null || apt_packages+=(prometheus)  # real Prometheus 
 command -v npm >/dev/null || apt_packages+=(npm)               # for dclint
 [ -x /usr/bin/chromium ] || apt_packages+=(chromium)         # real browser for /docs
 command -v zstd >/dev/null || apt_packages+=(zstd)               # checks zstd artifacts as a user would
+command -v age >/dev/null || apt_packages+=(age)                 # decrypts encrypted downloads as a user would
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "test.sh: installing ${apt_packages[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -1,9 +1,17 @@
 """The Celery application both sides use: the API to send jobs, the worker to run them.
 
-Long dumps are safe on Redis: tasks are acknowledged late (a worker that dies
-mid-backup does not lose the message), prefetch is 1, and the visibility timeout
-is above the per-backup time limit so Redis does not hand a running task to a
-second worker. Tasks are idempotent, so a redelivery never runs a backup twice.
+The row in the metadata DB, not the message, is the record of a job: a task only
+carries an id and runs only a row still pending (idempotent), and the beat's reaper
+re-sends pending rows whose message was lost and retries backups whose worker died
+(worker/beat/reaper.py). So messages are acknowledged as a worker starts them, and a
+worker fetches one only when it has a free slot (``worker_disable_prefetch``, Redis):
+it never holds an unacknowledged message. That is also what keeps a worker alive when
+Redis goes away: Celery 5.7.0 closes the lost connection after detaching its
+transport, the Redis channel then tries to restore the unacknowledged messages through
+it, and the worker dies with ``Unrecoverable error: AttributeError("'NoneType' object
+has no attribute 'hostname'")`` (exit code 0). With nothing unacknowledged there is
+nothing to restore, and the worker reconnects. (``backup-api worker`` also restarts a
+worker that exits for any other reason: worker/supervisor.py.)
 
 Each kind of job has its own queue (``backups``, ``packages``, ``restores``,
 ``retention``): whoever sends a task by name, the API, the beat or the reaper, it
@@ -33,7 +41,8 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     url = settings.runtime.broker_url
     if url.startswith("filesystem://"):
         folder = os.path.join(settings.runtime.data_dir, "broker")
-        os.makedirs(os.path.join(folder, "processed"), exist_ok=True)
+        # 0700: messages name backups and databases (the umask of 077 makes them 0600).
+        os.makedirs(os.path.join(folder, "processed"), mode=0o700, exist_ok=True)
         # control_folder defaults to ./control in the working directory: keep it with the
         # rest of the broker's files.
         return {"data_folder_in": folder, "data_folder_out": folder,
@@ -46,17 +55,24 @@ def broker_options(settings: Settings) -> dict[str, Any]:
 def make_celery(settings: Settings) -> Celery:
     """Return a Celery app for ``settings`` that can send and (with tasks added) run jobs."""
     app = Celery("backup_api", broker=settings.runtime.broker_url)
+    redis = settings.runtime.broker_url.startswith(("redis://", "rediss://"))
     app.conf.update(
         broker_transport_options=broker_options(settings),
         broker_connection_retry_on_startup=True,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,  # a broker down for an hour is waited for
+        # See the module docstring: early acknowledgement, no prefetch beyond free slots.
+        task_acks_late=False,
+        # Cancels only late-acknowledged tasks on a lost connection: none of ours. Set,
+        # as Celery 6 will, to silence its deprecation warning on each reconnection.
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         task_ignore_result=True,
         task_soft_time_limit=settings.global_.backup_time_limit,
         task_time_limit=settings.global_.hard_time_limit,
         task_serializer="json",
         accept_content=["json"],
         worker_prefetch_multiplier=1,
+        worker_disable_prefetch=redis,  # only Redis supports it (Celery warns otherwise)
         # One queue per kind of job (see shared.jobs.TASK_QUEUES). A worker takes from its
         # queues in turn, so a backup waits for at most one running job to end, never for
         # a flood of another kind to drain.

@@ -5,12 +5,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.config import DEFAULT_PORTS, DatabaseSpec, GlobalSettings, Settings
+from shared.config import (
+    DEFAULT_PORTS,
+    DatabaseSpec,
+    EncryptionSettings,
+    GlobalSettings,
+    Settings,
+)
+from shared.encryption import AGE
 from shared.engines import Target
 from shared.engines.options import api_option_errors
 from shared.errors import DumpError
@@ -38,6 +45,8 @@ class Effective:
     retention_days: int
     max_backups: int
     min_backups: int
+    # What new backups are encrypted with: {"type": "age", "recipients": [...]}, or None.
+    encryption: dict[str, Any] | None = None
 
 
 def _or(value: _T | None, default: _T) -> _T:
@@ -53,7 +62,54 @@ def effective(db: Database | DatabaseSpec, defaults: GlobalSettings) -> Effectiv
         retention_days=_or(db.retention_days, defaults.retention_days),
         max_backups=_or(db.max_backups, defaults.max_backups),
         min_backups=_or(db.min_backups, defaults.min_backups),
+        encryption=effective_encryption(db, defaults),
     )
+
+
+def effective_encryption(db: Database | DatabaseSpec, defaults: GlobalSettings
+                         ) -> dict[str, Any] | None:
+    """Return what new backups of ``db`` are encrypted with, or None.
+
+    The config's own setting for a database replaces the global one (``type: none``
+    turns it off). A database registered through the API cannot weaken the config:
+    its recipients are added to the global ones, which always stay.
+    """
+    own = _row(db.encryption)
+    default = _row(defaults.encryption)
+    if isinstance(db, Database) and db.managed_by != "config" and default is not None:
+        extra = own["recipients"] if own is not None else []
+        return {"type": AGE, "recipients": list(dict.fromkeys([*default["recipients"],
+                                                                *extra]))}
+    if db.encryption is not None:
+        return own
+    return default
+
+
+def _row(setting: EncryptionSettings | dict[str, Any] | None) -> dict[str, Any] | None:
+    """Return ``setting`` as a row records it when it encrypts, else None."""
+    row = setting.as_row() if isinstance(setting, EncryptionSettings) else setting
+    return row if row and row.get("type") == AGE else None
+
+
+def package_encryption(settings: Settings) -> dict[str, Any] | None:
+    """Return what new packages are encrypted with: the global encryption, or None.
+
+    Members keep their own encryption inside the package (they are copied as stored).
+    """
+    return _row(settings.global_.encryption)
+
+
+def identity_files(settings: Settings, database_id: str | None) -> list[str]:
+    """Return the identity files that may decrypt an artifact of ``database_id``.
+
+    The database's own ``encryption.identity_file`` (config-managed databases) first,
+    then the global one; each may hold several keys.
+    """
+    files = [spec.encryption.identity_file for spec in settings.databases
+             if spec.id == database_id and spec.encryption]
+    if settings.global_.encryption:
+        files.append(settings.global_.encryption.identity_file)
+    return [path for path in dict.fromkeys(files) if path]
 
 
 def target_of(db: Database) -> Target:
@@ -111,6 +167,7 @@ def upsert_config_databases(session: Session, settings: Settings) -> None:
             setattr(row, column, getattr(spec, column))
         row.name = spec.name or spec.id
         row.port = spec.port or DEFAULT_PORTS[spec.engine]
+        row.encryption = spec.encryption.as_row() if spec.encryption else None
         row.managed_by = "config"
         row.updated_at = now
     for row in existing.values():

@@ -15,6 +15,10 @@ class ConfigError(BackupApiError):
     """The configuration file or environment is invalid; raised at start."""
 
 
+class SecretKeyError(ConfigError):
+    """BACKUP_API_SECRET_KEY is missing or malformed, or cannot decrypt a stored secret."""
+
+
 class BackupError(BackupApiError):
     """A backup could not be taken; the message is stored on the backup row."""
 

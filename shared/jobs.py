@@ -8,7 +8,8 @@ A job is a row (backup, package, restore) plus a Celery message carrying its id:
    import the worker; a refused message fails the row;
 3. whoever gives up on a row (worker, reaper, beat, API) fails it with
    ``fail_backup`` / ``fail_package`` / ``fail_restore``, which count it in the metrics
-   in the same transaction, so the counters never disagree with the rows.
+   in the same transaction, so the counters never disagree with the rows; a backup
+   whose worker died is first tried again (``interrupt_backup``, ``global.max_attempts``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, CursorResult, update
+from sqlalchemy import ColumnElement, CursorResult, and_, update
 from sqlalchemy.orm import Session
 
-from shared.catalog import effective
+from shared.catalog import effective, package_encryption
 from shared.context import Context
 from shared.metrics.counters import increment
 from shared.metrics.record import PACKAGES_TOTAL, record_backup
@@ -58,13 +59,15 @@ def new_backup(ctx: Context, database: Database, trigger: str,
                scheduled_for: datetime | None = None) -> Backup:
     """Return a pending backup of ``database`` (the caller adds it, commits, then enqueues it).
 
-    The engine, storage kind and effective compression are fixed on the row now, so a
-    later change to the database or the defaults does not change how it is taken or read.
+    The engine, storage kind, effective compression and encryption are fixed on the row
+    now, so a later change to the database or the defaults does not change how it is
+    taken or read.
     """
+    settings = effective(database, ctx.settings.global_)
     return Backup(database_id=database.id, engine=database.engine, status="pending",
                   trigger=trigger, scheduled_for=scheduled_for, created_at=utcnow(),
-                  storage=ctx.storage.kind,
-                  compression=effective(database, ctx.settings.global_).compression)
+                  storage=ctx.storage.kind, compression=settings.compression,
+                  encryption=settings.encryption)
 
 
 def new_package(ctx: Context, *, fmt: str | None = None, trigger: str = "manual",
@@ -78,6 +81,7 @@ def new_package(ctx: Context, *, fmt: str | None = None, trigger: str = "manual"
     return Package(status="pending", trigger=trigger,
                    format=fmt or ctx.settings.package.compression, storage=ctx.storage.kind,
                    created_at=utcnow(), scheduled_for=scheduled_for, backups=[], missing=[],
+                   encryption=package_encryption(ctx.settings),
                    database_ids=list(dict.fromkeys(database_ids)) if database_ids else None)
 
 
@@ -97,6 +101,33 @@ def fail_backup(session: Session, backup_id: str, message: str, *, only_if: Only
         return False
     record_backup(session, failed.database_id, failed.engine, "failed", duration)
     return True
+
+
+def interrupt_backup(session: Session, backup: Backup, reason: str, *, max_attempts: int,
+                     only_if: ColumnElement[bool], now: datetime) -> str | None:
+    """Record that ``backup``'s attempt was cut short (its worker died); say what became of it.
+
+    While attempts remain (``global.max_attempts``) the same row goes back to pending as
+    its next attempt (``"retried"``): a scheduled slot keeps its one backup, the claim
+    (pending → running in one UPDATE) lets one worker take it, and the caller enqueues
+    it again. Otherwise it is failed and counted with ``reason`` and the number of
+    attempts (``"failed"``). The attempt seen is part of the UPDATE's condition, with
+    ``only_if``: a row another process moved on since (a second beat, a heartbeat that
+    arrived) is left alone (``None``). Deleting the partial artifact is the caller's.
+    """
+    seen = and_(only_if, Backup.attempt == backup.attempt)
+    if backup.attempt < max_attempts:
+        # heartbeat_at of a pending row is when it was last enqueued (worker/beat/reaper.py);
+        # started_at keeps the interrupted attempt's start until the next one starts.
+        retried = cast(CursorResult[Any], session.execute(
+            update(Backup).where(Backup.id == backup.id, seen).values(
+                status="pending", attempt=Backup.attempt + 1, worker=None, heartbeat_at=now,
+                error=None, **_NO_ARTIFACT))).rowcount
+        return "retried" if retried else None
+    tries = f"{backup.attempt} attempt{'s' if backup.attempt > 1 else ''}"
+    failed = fail_backup(session, backup.id, f"{reason}; gave up after {tries}", only_if=seen,
+                         now=now)
+    return "failed" if failed else None
 
 
 def add_failed_backup(session: Session, backup: Backup, message: str) -> None:

@@ -22,6 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from shared.secrets import Encrypted
+
 ACTIVE_STATUSES = ("pending", "running")
 
 
@@ -61,9 +63,10 @@ class Database(Base):
     host: Mapped[str] = mapped_column(String(255))
     port: Mapped[int] = mapped_column(Integer)
     username: Mapped[str | None] = mapped_column(String(255))
-    password: Mapped[str | None] = mapped_column(Text)
+    # Encrypted with BACKUP_API_SECRET_KEY (shared/secrets.py); a MongoDB uri may hold one.
+    password: Mapped[str | None] = mapped_column(Encrypted())
     database_name: Mapped[str] = mapped_column(String(255))
-    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    options: Mapped[dict[str, Any]] = mapped_column(Encrypted(fields=("uri",)), default=dict)
     schedule: Mapped[str | None] = mapped_column(String(100))
     timezone: Mapped[str | None] = mapped_column(String(64))
     compression: Mapped[str | None] = mapped_column(String(16))
@@ -75,6 +78,8 @@ class Database(Base):
     # Whether backups of *other* databases may be restored over this one.
     restore_target: Mapped[bool] = mapped_column(Boolean, default=False,
                                                  server_default=false())
+    # {"type": "age", "recipients": [...]} or {"type": "none"}; None: the global setting.
+    encryption: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     managed_by: Mapped[str] = mapped_column(String(16), default="api")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -221,6 +226,22 @@ class ScheduleSlot(Base):
     job: Mapped[str] = mapped_column(String(128), primary_key=True)
     last_slot: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class StorageLeftover(Base):
+    """A partial artifact whose deletion failed: beat deletes it later (shared/leftovers.py).
+
+    A failed or killed writer leaves a temporary file or an open S3 multipart upload that
+    only ``Storage.delete`` removes; when the storage cannot be reached at that moment
+    (the S3 endpoint is down: that is why the backup failed), the key waits here.
+    """
+
+    __tablename__ = "storage_leftovers"
+
+    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class ApiKey(Base):

@@ -21,6 +21,7 @@ from tests.services import (
     PG_USER,
     REDIS_DATABASES,
     TEST_API_KEY,
+    TEST_SECRET_KEY,
     PostgresCluster,
     Process,
     Redis,
@@ -180,6 +181,7 @@ def start_stack(root: Path, pg: PostgresCluster, redis: Redis, config: str = STA
         "TEST_PG_PORT": str(pg.port),
         "TEST_PG_PASSWORD": PG_PASSWORD,
         "TEST_API_KEY": TEST_API_KEY,
+        "BACKUP_API_SECRET_KEY": TEST_SECRET_KEY,
     }
     port = free_port()
     api = Process("api", ["api", "--host", "127.0.0.1", "--port", str(port)], env,

@@ -48,6 +48,9 @@ PEERS = (
          "put ferretdb on PATH or in $BACKUP_API_PEERS_BIN (`bash scripts/peers.sh ferretdb`)"),
     Peer("mongotools", ("mongodump", "mongorestore"), (), "MongoDB dump/restore",
          "install the MongoDB Database Tools on PATH or in $BACKUP_API_PEERS_BIN"),
+    # Not built by peers.sh: Debian's package, which scripts/test.sh installs.
+    Peer("age", ("age",), (), "age command line",
+         "install Debian's age package (`apt-get install age`; scripts/test.sh does)"),
 )
 BY_BINARY = {binary: peer for peer in PEERS for binary in peer.binaries}
 

@@ -29,6 +29,8 @@ PG_PASSWORD = "pg-Test-Secret-4471"
 REDIS_DATABASES = 256
 # The admin key of every stack start_stack makes (declared in its config through ${VAR}).
 TEST_API_KEY = "bak_" + secrets.token_urlsafe(32)
+# BACKUP_API_SECRET_KEY of every stack: encrypts the passwords its metadata DB stores.
+TEST_SECRET_KEY = secrets.token_hex(32)
 
 
 def free_port() -> int:
@@ -79,6 +81,10 @@ class PostgresCluster:
             str(PG_BIN / "initdb"), "-D", str(self.datadir), "-U", PG_USER,
             f"--pwfile={pwfile}", "--auth-host=scram-sha-256", "--auth-local=trust",
             "-E", "UTF8", "--locale=C.UTF-8"]), check=True, capture_output=True)
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on the existing data directory (again, after ``stop``)."""
         subprocess.run(_as_postgres([
             str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.root / "log"),
             "-w", "-t", "60", "start", "-o",

@@ -13,6 +13,7 @@ import requests
 from tests.conftest import Client
 from tests.services import (
     PRINTED_KEY,
+    TEST_SECRET_KEY,
     PostgresCluster,
     Process,
     backup_api_cli,
@@ -36,7 +37,8 @@ def test_keys_are_shown_once_listed_without_secret_and_revoked(tmp_path: Path,
                                                                pg: PostgresCluster) -> None:
     meta = f"meta_{uuid.uuid4().hex[:8]}"
     pg.create_database(meta)
-    env = {**_embedded_env(tmp_path), "DATABASE_URL": pg.url(meta)}
+    env = {**_embedded_env(tmp_path), "DATABASE_URL": pg.url(meta),
+           "BACKUP_API_SECRET_KEY": TEST_SECRET_KEY}
 
     created = backup_api_cli(env, "keys", "create", "--scope", "read,write", "--name", "ci")
     assert created.returncode == 0, created.stderr

@@ -1,4 +1,4 @@
-"""The path of one backup, top to bottom: claim → dump → compress → hash → store → record."""
+"""One backup, top to bottom: claim → dump → compress → encrypt → hash → store → record."""
 
 from __future__ import annotations
 
@@ -12,21 +12,22 @@ from datetime import datetime
 from typing import Any, cast
 
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import CursorResult, update
+from sqlalchemy import ColumnElement, CursorResult, and_, update
 
 from shared.allowed_hosts import AllowedHosts, reachable
 from shared.catalog import target_of
 from shared.compression import EXTENSIONS, make_compressor
 from shared.context import Context
+from shared.encryption import SUFFIX, make_encryptor
 from shared.engines import HEAD_BYTES, get_dump_engine, run_dump
 from shared.errors import BackupError, DumpError, redact
 from shared.hashing import Digests
 from shared.jobs import fail_backup
+from shared.leftovers import discard
 from shared.logs import add_secret, event
 from shared.metrics.record import record_backup
 from shared.models import Backup, Database, utcnow
 from shared.retention.apply import run_retention
-from shared.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,12 @@ class Stored:
 
 
 def artifact_key(database_id: str, engine: str, compression: str, backup_id: str,
-                 when: datetime) -> str:
-    """Return the storage key: ``<db>/<yyyy>/<mm>/<dd>/<db>-<utc stamp>-<id8>.<ext>``."""
+                 when: datetime, encrypted: bool = False) -> str:
+    """Return the storage key: ``<db>/<yyyy>/<mm>/<dd>/<db>-<utc stamp>-<id8>.<ext>[.age]``."""
     stamp = when.strftime("%Y%m%dT%H%M%SZ")
     name = f"{database_id}-{stamp}-{backup_id[:8]}{ARTIFACT_EXTENSIONS[engine]}"
-    return f"{database_id}/{when:%Y/%m/%d}/{name}{EXTENSIONS[compression]}"
+    return (f"{database_id}/{when:%Y/%m/%d}/{name}{EXTENSIONS[compression]}"
+            f"{SUFFIX if encrypted else ''}")
 
 
 def run_backup(ctx: Context, backup_id: str) -> None:
@@ -66,44 +68,50 @@ def run_backup(ctx: Context, backup_id: str) -> None:
     add_secret(database.password if database else None)
     log.info("backup %s of %s started", backup.id, backup.database_id,
              extra=_fields(backup, "start"))
-    try:
-        if database is None:
-            raise BackupError(f"database {backup.database_id} no longer exists")
-        assert backup.storage_key is not None
-        with _heartbeat(ctx, backup.id):
+    # Until the outcome is recorded: writing the sidecar, or cleaning up after a storage
+    # outage, may take a while, and the reaper must not take this worker for dead.
+    with _heartbeat(ctx, backup):
+        try:
+            if database is None:
+                raise BackupError(f"database {backup.database_id} no longer exists")
+            assert backup.storage_key is not None
             stored = dump_to_storage(ctx, backup, database)
-        ctx.storage.write_sidecar(backup.storage_key, _sidecar(backup, stored))
-    except BackupError as exc:
-        _fail(ctx, backup, redact(exc.message, secrets))
-    except SoftTimeLimitExceeded:
-        _fail(ctx, backup, f"time limit of {ctx.settings.global_.backup_time_limit}s exceeded")
-    except Exception as exc:  # noqa: BLE001 - any other error must still fail the row
-        log.exception("backup %s failed unexpectedly", backup_id)
-        _fail(ctx, backup, redact(f"internal error: {type(exc).__name__}: {exc}", secrets))
-    else:
-        _complete(ctx, backup, stored)
+            ctx.storage.write_sidecar(backup.storage_key, _sidecar(backup, stored))
+        except BackupError as exc:
+            _fail(ctx, backup, redact(exc.message, secrets))
+        except SoftTimeLimitExceeded:
+            _fail(ctx, backup,
+                  f"time limit of {ctx.settings.global_.backup_time_limit}s exceeded")
+        except Exception as exc:  # noqa: BLE001 - any other error must still fail the row
+            log.exception("backup %s failed unexpectedly", backup_id)
+            _fail(ctx, backup, redact(f"internal error: {type(exc).__name__}: {exc}",
+                                      secrets))
+        else:
+            _complete(ctx, backup, stored)
 
 
 def dump_to_storage(ctx: Context, backup: Backup, database: Database) -> Stored:
-    """Stream the engine's dump through the compressor into storage, hashing the output."""
+    """Stream the engine's dump through the compressor and the encryptor (when the row
+    says so) into storage, hashing the stored bytes."""
     # Checked (and pinned to the checked address) before anything connects, the probe too.
     target = reachable(target_of(database), AllowedHosts.of(ctx.settings.global_.allowed_hosts))
     engine = get_dump_engine(database.engine).resolve(target)
     command = engine.build_dump(target)
     compressor = make_compressor(backup.compression)
+    encryptor = make_encryptor(backup.encryption)
     digests = Digests()
     raw_size = 0
     head = b""
     assert backup.storage_key is not None
     # The writer is outermost: if the dump fails when it ends, the writer sees the
     # error and discards the partial artifact instead of publishing it.
-    with ctx.storage.writer(backup.storage_key) as out:
+    with ctx.storage.writer(backup.storage_key) as out, encryptor:
         with run_dump(command) as dump:
             while chunk := dump.read(CHUNK):
                 raw_size += len(chunk)
                 if len(head) < HEAD_BYTES:
                     head += chunk[:HEAD_BYTES - len(head)]
-                data = compressor.compress(chunk)
+                data = encryptor.encrypt(compressor.compress(chunk))
                 if data:
                     digests.update(data)
                     out.write(data)
@@ -111,7 +119,7 @@ def dump_to_storage(ctx: Context, backup: Backup, database: Database) -> Stored:
         if raw_size == 0:
             raise DumpError(f"{engine.tool} exited successfully but produced an empty dump")
         engine.check_output(target, head)
-        tail = compressor.flush()
+        tail = encryptor.encrypt(compressor.flush()) + encryptor.flush()
         digests.update(tail)
         out.write(tail)
         out.set_metadata({"checksum-md5": digests.md5, "checksum-sha256": digests.sha256})
@@ -126,7 +134,8 @@ def _claim(ctx: Context, backup_id: str) -> tuple[Backup | None, Database | None
         backup = session.get(Backup, backup_id)
         if backup is None or backup.status != "pending":
             return None, None
-        key = artifact_key(backup.database_id, backup.engine, backup.compression, backup.id, now)
+        key = artifact_key(backup.database_id, backup.engine, backup.compression, backup.id, now,
+                           encrypted=bool(backup.encryption))
         # An UPDATE's result is a CursorResult; Session.execute is typed Result (sqlalchemy#12913).
         claimed = session.execute(  # type: ignore[attr-defined]
             update(Backup)
@@ -143,12 +152,14 @@ def _claim(ctx: Context, backup_id: str) -> tuple[Backup | None, Database | None
 
 
 @contextmanager
-def _heartbeat(ctx: Context, backup_id: str) -> Iterator[None]:
+def _heartbeat(ctx: Context, backup: Backup) -> Iterator[None]:
     """Write ``heartbeat_at`` from a thread while the body runs.
 
     A thread, not the read loop: a dump may be silent for minutes (a lock wait, a
     slow server) and still be alive. The thread dies with the process, which is how
-    the reaper (worker/reaper.py) tells a killed worker from a slow dump.
+    the reaper (worker/beat/reaper.py) tells a killed worker from a slow dump. Only this
+    attempt's row is touched: once the reaper has given it to a new attempt, this one
+    can neither keep it alive nor complete it.
     """
     every = min(HEARTBEAT_EVERY, ctx.settings.global_.heartbeat_timeout / 4)
     stop = threading.Event()
@@ -157,12 +168,12 @@ def _heartbeat(ctx: Context, backup_id: str) -> Iterator[None]:
         while not stop.wait(every):
             try:
                 with ctx.db.session() as session:
-                    session.execute(update(Backup).where(Backup.id == backup_id)
+                    session.execute(update(Backup).where(_ours(backup))
                                     .values(heartbeat_at=utcnow()))
             except Exception as exc:  # noqa: BLE001 - retried on the next beat
-                log.warning("heartbeat of backup %s failed: %s", backup_id, exc)
+                log.warning("heartbeat of backup %s failed: %s", backup.id, exc)
 
-    thread = threading.Thread(target=beat, name=f"heartbeat-{backup_id[:8]}", daemon=True)
+    thread = threading.Thread(target=beat, name=f"heartbeat-{backup.id[:8]}", daemon=True)
     thread.start()
     try:
         yield
@@ -171,12 +182,18 @@ def _heartbeat(ctx: Context, backup_id: str) -> Iterator[None]:
         thread.join()
 
 
+def _ours(backup: Backup) -> ColumnElement[bool]:
+    """The row as this attempt claimed it: running, and not handed to a later attempt."""
+    return and_(Backup.id == backup.id, Backup.status == "running",
+                Backup.attempt == backup.attempt)
+
+
 def _complete(ctx: Context, backup: Backup, stored: Stored) -> None:
     now = utcnow()
     duration = _seconds(backup, now)
     with ctx.db.session() as session:
         completed = cast(CursorResult[Any], session.execute(
-            update(Backup).where(Backup.id == backup.id, Backup.status == "running").values(
+            update(Backup).where(_ours(backup)).values(
                 status="completed", finished_at=now, size_bytes=stored.size,
                 checksum_md5=stored.md5, checksum_sha256=stored.sha256, error=None)
         )).rowcount
@@ -184,11 +201,12 @@ def _complete(ctx: Context, backup: Backup, stored: Stored) -> None:
         if completed:
             record_backup(session, backup.database_id, backup.engine, "completed", duration)
     if not completed:
-        # The reaper gave up on this backup (heartbeats stopped reaching the DB) and
-        # reported it failed; keep that answer and drop the artifact nobody points to.
-        log.warning("backup %s was failed meanwhile; discarding its artifact", backup.id)
+        # The reaper gave up on this attempt (heartbeats stopped reaching the DB) and
+        # failed or retried the backup; keep that and drop the artifact nobody points to.
+        log.warning("backup %s was failed or retried meanwhile; discarding its artifact",
+                    backup.id)
         assert backup.storage_key is not None
-        _discard(ctx.storage, backup.storage_key)
+        discard(ctx, backup.storage_key)
         return
     log.info("backup %s of %s completed: %d bytes", backup.id, backup.database_id, stored.size,
              extra=_fields(backup, "complete", duration_seconds=duration,
@@ -201,12 +219,13 @@ def _complete(ctx: Context, backup: Backup, stored: Stored) -> None:
 
 def _fail(ctx: Context, backup: Backup, message: str) -> None:
     if backup.storage_key:
-        _discard(ctx.storage, backup.storage_key)
+        discard(ctx, backup.storage_key)
     now = utcnow()
     duration = _seconds(backup, now)
     with ctx.db.session() as session:
-        # Only while running: the reaper may have failed (and counted) it already.
-        fail_backup(session, backup.id, message, only_if=("running",), duration=duration,
+        # Only while this attempt runs: the reaper may have failed (and counted) or
+        # retried it already.
+        fail_backup(session, backup.id, message, only_if=_ours(backup), duration=duration,
                     now=now)
     log.warning("backup %s of %s failed: %s", backup.id, backup.database_id, message,
                 extra=_fields(backup, "fail", duration_seconds=duration, error=message))
@@ -221,13 +240,6 @@ def _fields(backup: Backup, stage: str, **more: object) -> dict[str, object]:
                  engine=backup.engine, **more)
 
 
-def _discard(storage: Storage, key: str) -> None:
-    try:
-        storage.delete_artifact(key)
-    except BackupError as exc:
-        log.error("could not remove partial artifact %s: %s", key, exc.message)
-
-
 def _sidecar(backup: Backup, stored: Stored) -> dict[str, object]:
     return {
         "backup_id": backup.id, "database_id": backup.database_id, "engine": backup.engine,
@@ -236,6 +248,8 @@ def _sidecar(backup: Backup, stored: Stored) -> dict[str, object]:
         "checksum_sha256": stored.sha256, "created_at": backup.created_at.isoformat(),
         "started_at": backup.started_at.isoformat() if backup.started_at else None,
         "finished_at": utcnow().isoformat(), "trigger": backup.trigger, "tools": stored.tools,
+        # Public keys only: which secret key opens the artifact, never the key itself.
+        "encryption": backup.encryption,
     }
 
 

@@ -2,8 +2,13 @@
 
 A package is one stream from storage to storage: each member is read from
 ``storage.open`` in chunks, checked against its backup row as it passes, and written
-through the archive writer and the hashing sink into ``storage.writer``. Nothing
-holds the package in memory or on temporary disk, and a failure leaves nothing.
+through the archive writer, the encryptor (when ``global.encryption`` is set) and the
+hashing sink into ``storage.writer``. Nothing holds the package in memory or on
+temporary disk, and a failure leaves nothing.
+
+Members go in as stored: an encrypted backup stays encrypted to its own recipients
+inside the package. An encrypted package is one age file around the whole archive
+(``….zip.age``), so ``age -d`` of the download gives the zip or tar.gz.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import update
 
 from shared.context import Context
+from shared.encryption import Encryptor, make_encryptor
 from shared.errors import ArtifactNotFound, BackupApiError, PackageError
 from shared.hashing import Digests
 from shared.jobs import fail_package
+from shared.leftovers import discard
 from shared.metrics.counters import increment
 from shared.metrics.record import PACKAGES_TOTAL
 from shared.models import Package, utcnow
@@ -85,9 +92,11 @@ def build_package(storage: Storage, package: Package, selection: Selection) -> B
     _check_present(storage, selection.members)
     digests = Digests()
     gzip_level = 6 if any(m.compression == "none" for m in selection.members) else 1
+    encryptor = make_encryptor(package.encryption)
     # The writer is outermost: an error anywhere inside discards the partial package.
-    with storage.writer(package.storage_key) as out:
-        archive = open_archive(package.format, _HashingSink(out, digests), gzip_level=gzip_level)
+    with storage.writer(package.storage_key) as out, encryptor:
+        sink = _HashingSink(out, digests, encryptor)
+        archive = open_archive(package.format, sink, gzip_level=gzip_level)
         try:
             archive.add_bytes(MANIFEST_NAME,
                               manifest(package.id, package.created_at, package.format,
@@ -98,6 +107,7 @@ def build_package(storage: Storage, package: Package, selection: Selection) -> B
         except BaseException:
             archive.abort()
             raise
+        sink.finish()
     return Built(size=digests.size, md5=digests.md5, sha256=digests.sha256)
 
 
@@ -172,13 +182,24 @@ class _VerifiedSource:
 
 
 class _HashingSink:
-    def __init__(self, out: Any, digests: Digests) -> None:
+    """Encrypt (or not), then hash and store: the checksums are of the stored bytes."""
+
+    def __init__(self, out: Any, digests: Digests, encryptor: Encryptor) -> None:
         self._out = out
         self._digests = digests
+        self._encryptor = encryptor
 
     def write(self, data: bytes) -> None:
-        self._digests.update(data)
-        self._out.write(data)
+        self._store(self._encryptor.encrypt(data))
+
+    def finish(self) -> None:
+        """Store the encryptor's tail, once the archive wrote its own."""
+        self._store(self._encryptor.flush())
+
+    def _store(self, data: bytes) -> None:
+        if data:
+            self._digests.update(data)
+            self._out.write(data)
 
 
 def _claim(ctx: Context, package_id: str) -> Package | None:
@@ -192,7 +213,8 @@ def _claim(ctx: Context, package_id: str) -> Package | None:
         claimed = session.execute(
             update(Package).where(Package.id == package_id, Package.status == "pending")
             .values(status="running", started_at=now, storage=ctx.storage.kind,
-                    storage_key=package_key(package.id, package.format, now))
+                    storage_key=package_key(package.id, package.format, now,
+                                            encrypted=bool(package.encryption)))
         ).rowcount  # type: ignore[attr-defined]
         if not claimed:
             return None
@@ -219,11 +241,7 @@ def _complete(ctx: Context, package: Package, built: Built) -> None:
 
 def _fail(ctx: Context, package: Package, message: str) -> None:
     if package.storage_key:
-        try:
-            ctx.storage.delete_artifact(package.storage_key)
-        except BackupApiError as exc:
-            log.error("could not remove partial package %s: %s", package.storage_key,
-                      exc.message)
+        discard(ctx, package.storage_key)  # or later, if the storage is down
     with ctx.db.session() as session:
         fail_package(session, package.id, message)
     log.warning("package %s failed: %s", package.id, message)
@@ -237,6 +255,7 @@ def _sidecar(package: Package, selection: Selection, built: Built) -> dict[str, 
         "backups": [{"database_id": m.database_id, "backup_id": m.backup_id}
                     for m in selection.members],
         "missing": selection.missing, "finished_at": utcnow().isoformat(),
+        "encryption": package.encryption,
     }
 
 

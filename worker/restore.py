@@ -1,7 +1,8 @@
 """Reading a backup back, top to bottom: claim → stream from storage → check → record.
 
-Both kinds read every byte of the stored artifact, recompute its MD5 and SHA-256 and
-decompress it on the fly into a reader:
+Both kinds read every byte of the stored artifact, recompute its MD5 and SHA-256,
+decrypt it when it is encrypted (with the keys of ``encryption.identity_file``, which
+only the config sets) and decompress it on the fly into a reader:
 - ``verify`` feeds the dump to the engine's checker (``pg_restore --file=/dev/null``,
   which reads every data block, not only the table of contents; MongoDB ships no
   offline checker, so there the checksums and the complete compression stream are
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, closing, nullcontext
 from typing import Any
 
@@ -32,9 +34,10 @@ import zstandard
 from sqlalchemy import update
 
 from shared.allowed_hosts import AllowedHosts, reachable
-from shared.catalog import restore_refusal, target_of
+from shared.catalog import identity_files, restore_refusal, target_of
 from shared.compression import make_decompressor
 from shared.context import Context
+from shared.encryption import Decryptor, Identity, identities_for
 from shared.engines import DumpCommand, get_dump_engine, run_restore
 from shared.engines.base import Feed, ToolFailed
 from shared.errors import BackupError, redact
@@ -72,6 +75,10 @@ def _perform(ctx: Context, restore: Restore, backup: Backup | None,
     if backup is None or backup.status != "completed" or not backup.storage_key:
         raise BackupError(f"backup {restore.backup_id} is gone or not completed")
     engine = get_dump_engine(backup.engine)
+    # Before anything connects: without the right key there is nothing to read.
+    identities = (identities_for(f"backup {backup.id}", backup.encryption,
+                                 identity_files(ctx.settings, backup.database_id))
+                  if backup.encryption else [])
     if restore.kind == "verify":
         command = engine.build_check()
     else:
@@ -91,7 +98,7 @@ def _perform(ctx: Context, restore: Restore, backup: Backup | None,
                               f'"confirm": "{target_db.id}" to replace its contents')
         command = engine.build_restore(target, source_database_name=_source_name(ctx, backup))
     try:
-        digests = _stream(ctx, backup, command)
+        digests = _stream(ctx, backup, command, identities)
     except ToolFailed as exc:
         if restore.kind != "verify":
             raise  # the bytes are sound: the target refused them, not a corrupt artifact
@@ -101,24 +108,28 @@ def _perform(ctx: Context, restore: Restore, backup: Backup | None,
             "checksum_sha256": digests.sha256, "checksums_match": True}
 
 
-def _stream(ctx: Context, backup: Backup, command: DumpCommand | None) -> Digests:
-    """Feed the decompressed artifact to ``command`` (or nowhere) while checking every byte.
+def _stream(ctx: Context, backup: Backup, command: DumpCommand | None,
+            identities: Sequence[Identity] = ()) -> Digests:
+    """Feed the decrypted, decompressed artifact to ``command`` (or nowhere) while checking
+    every byte.
 
     Raise ``BackupError("corrupt: …")`` before the reader gets the dump's last
     ``HOLD_BYTES`` if the checksums or the compression stream fail; ``ToolFailed`` if
     the artifact is sound and the reader exits non-zero.
     """
     assert backup.storage_key is not None
-    check = _ArtifactCheck(backup)
+    check = _ArtifactCheck(backup, identities)
     sink: AbstractContextManager[Feed | _Nowhere] = (
         run_restore(command) if command is not None else nullcontext(_Nowhere()))
-    with closing(ctx.storage.open(backup.storage_key)) as stored, sink as reader:
+    with closing(check), closing(ctx.storage.open(backup.storage_key)) as stored, \
+            sink as reader:
         held = b""
         while chunk := stored.read(CHUNK):
             held += check.update(chunk)
             if len(held) > HOLD_BYTES:
                 reader.write(held[:-HOLD_BYTES])
                 held = held[-HOLD_BYTES:]
+        held += check.finish()
         if problems := check.problems():
             # What the reader made of damaged bytes is beside the point (and differs
             # between a check and a restore): name the checks that failed.
@@ -128,18 +139,33 @@ def _stream(ctx: Context, backup: Backup, command: DumpCommand | None) -> Digest
 
 
 class _ArtifactCheck:
-    """Hash every stored byte and decompress what can be; list what failed at the end."""
+    """Hash every stored byte, decrypt and decompress what can be; list what failed at the end.
+    """
 
-    def __init__(self, backup: Backup) -> None:
+    def __init__(self, backup: Backup, identities: Sequence[Identity]) -> None:
         self.backup = backup
         self.digests = Digests()
+        self._decryptor = Decryptor(identities) if backup.encryption else None
         self._decompressor = make_decompressor(backup.compression)
         self._stream_error: str | None = None
         self._trailing = 0
 
     def update(self, chunk: bytes) -> bytes:
-        """Hash ``chunk``; return its decompressed bytes (none once the stream broke)."""
+        """Hash ``chunk``; return its plain bytes so far (none once a stream broke)."""
         self.digests.update(chunk)
+        if self._decryptor is not None:
+            chunk = self._decryptor.decrypt(chunk)
+        return self._decompress(chunk)
+
+    def finish(self) -> bytes:
+        """Return the plain bytes the decryptor still held, once the whole artifact was read."""
+        return self._decompress(self._decryptor.finish()) if self._decryptor else b""
+
+    def close(self) -> None:
+        if self._decryptor is not None:
+            self._decryptor.close()
+
+    def _decompress(self, chunk: bytes) -> bytes:
         if self._stream_error is not None:
             return b""
         if getattr(self._decompressor, "eof", False):
@@ -161,7 +187,10 @@ class _ArtifactCheck:
                          f"({digests.size} bytes), the backup recorded {backup.checksum_md5} "
                          f"({backup.size_bytes} bytes)")
         name = backup.compression
-        if self._stream_error is not None:
+        if self._decryptor is not None and self._decryptor.error is not None:
+            # What the decompressor made of a broken age stream is beside the point.
+            found.append(self._decryptor.error)
+        elif self._stream_error is not None:
             found.append(self._stream_error)
         elif not getattr(self._decompressor, "eof", True):
             found.append(f"the {name} stream is truncated: it ends before its end marker")

@@ -59,7 +59,10 @@ class PackageDownload(MethodView):
     def get(self, package_id: str) -> Response:
         """Stream the package; its MD5 equals the package's checksum_md5."""
         package, filename, size, chunks = service.open_download(package_id)
-        return Response(chunks, mimetype=MEDIA_TYPES.get(package.format), headers={
+        # An encrypted package is an age file, whatever archive it holds.
+        mimetype = ("application/octet-stream" if package.encryption
+                    else MEDIA_TYPES.get(package.format))
+        return Response(chunks, mimetype=mimetype, headers={
             "Content-Length": str(size),
             "Content-Disposition": f'attachment; filename="{filename}"',
             "ETag": f'"{package.checksum_md5}"',

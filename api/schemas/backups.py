@@ -41,3 +41,8 @@ class BackupSchema(ma.Schema):
     storage = ma.fields.String()
     storage_key = ma.fields.String(allow_none=True)
     error = ma.fields.String(allow_none=True)
+    attempt = ma.fields.Integer(metadata={
+        "description": "1, or the try after workers died mid-backup (global.max_attempts)"})
+    encryption = ma.fields.Dict(allow_none=True, metadata={
+        "description": 'null, or {"type": "age", "recipients": [...]}: the stored file is an '
+                       "age file to these public keys (age -d -i key.txt opens a download)"})

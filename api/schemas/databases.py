@@ -10,6 +10,7 @@ from marshmallow import validate
 
 from api.schemas.common import DatabaseId, ListQueryArgs, QueryArgs, anchored
 from shared.config import COMPRESSIONS, ENGINES, validate_cron, validate_timezone
+from shared.config.encryption import EncryptionSchema
 from shared.engines.options import api_option_errors
 
 MAX_COUNT = 100_000
@@ -55,6 +56,23 @@ def _options_are_scalars(value: dict[str, object]) -> None:
             raise ma.ValidationError(f"option {key!r} must not contain control characters")
 
 
+def _config_only_identity(_: object) -> None:
+    raise ma.ValidationError("is config-only: the secret key stays on the worker; set "
+                             "encryption.identity_file in config.yaml")
+
+
+class DatabaseEncryptionSchema(EncryptionSchema):
+    """``encryption`` through the API: recipients (public keys), never ``identity_file``."""
+
+    identity_file = ma.fields.String(load_only=True, validate=_config_only_identity,
+                                     metadata={"description": "config-only: always refused"})
+
+    @ma.post_load
+    def make(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        recipients = list(dict.fromkeys(data.get("recipients") or ()))
+        return {"type": data["type"], **({"recipients": recipients} if recipients else {})}
+
+
 class _Editable(ma.Schema):
     class Meta:
         unknown = ma.RAISE
@@ -80,6 +98,9 @@ class _Editable(ma.Schema):
     enabled = ma.fields.Boolean()
     restore_target = ma.fields.Boolean(metadata={
         "description": "whether backups of other databases may be restored over this one"})
+    encryption = ma.fields.Nested(DatabaseEncryptionSchema, allow_none=True, metadata={
+        "description": '{"type": "age", "recipients": ["age1…"]} encrypts new backups to these '
+                       "public keys as well as global.encryption's; null: the global setting"})
 
 
 class DatabaseCreateSchema(_Editable):
@@ -119,6 +140,9 @@ class DatabaseSchema(ma.Schema):
     package = ma.fields.Boolean()
     enabled = ma.fields.Boolean()
     restore_target = ma.fields.Boolean()
+    encryption = ma.fields.Dict(metadata={
+        "description": 'what new backups are encrypted with: {"type": "none"} or '
+                       '{"type": "age", "recipients": [...]}'})
     managed_by = ma.fields.String()
     created_at = ma.fields.DateTime()
     updated_at = ma.fields.DateTime()

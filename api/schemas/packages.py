@@ -51,3 +51,6 @@ class PackageSchema(ma.Schema):
     missing = ma.fields.List(ma.fields.String(),
                              metadata={"description": "databases without a completed backup"})
     error = ma.fields.String(allow_none=True)
+    encryption = ma.fields.Dict(allow_none=True, metadata={
+        "description": 'null, or {"type": "age", "recipients": [...]}: the stored file is an '
+                       "age file to these public keys (age -d -i key.txt opens a download)"})

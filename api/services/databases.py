@@ -19,6 +19,7 @@ from api.services.audit import audit
 from shared.allowed_hosts import AllowedHosts, refusal
 from shared.catalog import effective
 from shared.config import DEFAULT_PORTS
+from shared.encryption import NONE
 from shared.engines import Target
 from shared.engines.options import api_option_errors, connection_options, public_options
 from shared.errors import Conflict, Invalid, NotFound
@@ -36,6 +37,7 @@ def present(db: Database) -> dict[str, Any]:
         "retention_days": eff.retention_days, "max_backups": eff.max_backups,
         "min_backups": eff.min_backups, "package": db.package, "enabled": db.enabled,
         "restore_target": db.restore_target, "managed_by": db.managed_by,
+        "encryption": eff.encryption or {"type": "none"},
         "created_at": db.created_at, "updated_at": db.updated_at,
     }
 
@@ -63,6 +65,7 @@ def create_database(data: dict[str, Any]) -> dict[str, Any]:
             row.name = data.get("name") or data["id"]
             row.port = data.get("port") or DEFAULT_PORTS[data["engine"]]
             row.options = data.get("options") or {}
+            _check_encryption(row)
             _check_reach(row)
             session.add(row)
             session.flush()
@@ -88,6 +91,8 @@ def update_database(database_id: str, changes: dict[str, Any]) -> dict[str, Any]
             setattr(row, key, value)
         if "host" in changes or "options" in changes:
             _check_reach(row)
+        if "encryption" in changes:
+            _check_encryption(row)
         row.updated_at = utcnow()
         session.flush()
         return present(row)
@@ -131,6 +136,15 @@ def _check_reach(row: Database) -> None:
                     database_name=row.database_name, options=dict(row.options or {}))
     if allowed.restricts and (problem := refusal(target, allowed)) is not None:
         raise Invalid(f"host: {problem}")
+
+
+def _check_encryption(row: Database) -> None:
+    """Refuse turning encryption off through the API while the config turns it on."""
+    default = ctx().settings.global_.encryption
+    if (row.encryption or {}).get("type") == NONE and default and default.type != NONE:
+        raise Invalid("invalid input: encryption.type: none is config-only while "
+                      "global.encryption is set: backups of every database are encrypted "
+                      "to the global recipients (a database may add its own)")
 
 
 def _load(session: Session, database_id: str) -> Database:

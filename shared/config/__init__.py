@@ -16,6 +16,7 @@ from shared.config.types import (
     AuthSettings,
     ConfigKey,
     DatabaseSpec,
+    EncryptionSettings,
     GlobalSettings,
     PackageSettings,
     RuntimeSettings,
@@ -29,7 +30,7 @@ from shared.config.types import (
 __all__ = [
     "COMPRESSIONS", "DATABASE_ID_PATTERN", "DEFAULT_PORTS", "ENGINES", "ID_ERROR",
     "KEY_NAME_ERROR", "KEY_NAME_PATTERN", "PACKAGE_FORMATS", "SCOPES", "ApiSettings",
-    "AuthSettings", "ConfigKey", "DatabaseSpec", "GlobalSettings", "PackageSettings",
-    "RuntimeSettings", "S3Settings", "Settings", "StorageSettings", "load_settings", "parse_config",
-    "runtime_from_env", "validate_cron", "validate_timezone",
+    "AuthSettings", "ConfigKey", "DatabaseSpec", "EncryptionSettings", "GlobalSettings",
+    "PackageSettings", "RuntimeSettings", "S3Settings", "Settings", "StorageSettings",
+    "load_settings", "parse_config", "runtime_from_env", "validate_cron", "validate_timezone",
 ]

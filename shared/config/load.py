@@ -6,6 +6,7 @@ The rest of the code never reads raw dicts or ``os.environ``: it receives a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from marshmallow import (
 )
 
 from shared.allowed_hosts import AllowedHosts, entry_problem
+from shared.config.encryption import EncryptionSchema
 from shared.config.types import (
     COMPRESSIONS,
     DATABASE_ID_PATTERN,
@@ -47,6 +49,7 @@ from shared.config.types import (
     validate_cron,
     validate_timezone,
 )
+from shared.config.yaml_errors import describe_yaml_error
 from shared.engines.options import option_errors
 from shared.errors import ConfigError
 
@@ -82,7 +85,9 @@ class GlobalSchema(_Strict):
     beat_interval = fields.Integer(validate=validate.Range(min=1, max=60))
     heartbeat_timeout = fields.Integer(validate=validate.Range(min=4))
     overdue_grace = fields.Integer(validate=validate.Range(min=0))
+    max_attempts = fields.Integer(validate=validate.Range(min=1, max=10))
     allowed_hosts = fields.List(fields.String(validate=_allowed_host))
+    encryption = fields.Nested(EncryptionSchema, allow_none=True)
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> GlobalSettings:
@@ -152,6 +157,8 @@ class DatabaseSchema(_Strict):
     package = fields.Boolean()
     enabled = fields.Boolean()
     restore_target = fields.Boolean()
+    # Absent or null: the global encryption applies; {type: none} turns it off here.
+    encryption = fields.Nested(EncryptionSchema, allow_none=True)
 
     @validates_schema
     def engine_options(self, data: dict[str, Any], **_: Any) -> None:
@@ -350,6 +357,8 @@ def runtime_from_env(env: Mapping[str, str]) -> RuntimeSettings:
         data_dir=data_dir,
         database_url=env.get("DATABASE_URL") or f"sqlite:///{data_dir}/backup-api.db",
         broker_url=env.get("CELERY_BROKER_URL") or "filesystem://",
+        secret_key=env.get("BACKUP_API_SECRET_KEY") or "",
+        secret_key_file=env.get("BACKUP_API_SECRET_KEY_FILE") or "",
     )
 
 
@@ -358,7 +367,9 @@ def parse_config(text: str, runtime: RuntimeSettings, env: Mapping[str, str]) ->
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config is not valid YAML: {exc}") from exc
+        # Never str(exc): PyYAML quotes the offending line, password included.
+        raise ConfigError(describe_yaml_error(exc, text, runtime.config_path or "config")
+                          ) from None
     if not isinstance(raw, dict):
         raise ConfigError("config: the top level must be a mapping")
     raw = expand_env(raw, env)
@@ -398,13 +409,7 @@ def load_settings(
         text, found = "", False
     except OSError as exc:
         raise ConfigError(f"cannot read config file {config_path}: {exc.strerror}") from exc
-    runtime = RuntimeSettings(
-        config_path=config_path,
-        data_dir=runtime.data_dir,
-        database_url=runtime.database_url,
-        broker_url=runtime.broker_url,
-        config_found=found,
-    )
+    runtime = dataclasses.replace(runtime, config_path=config_path, config_found=found)
     return parse_config(text, runtime, env)
 
 

@@ -103,6 +103,27 @@ def validate_timezone(value: str) -> None:
 
 
 @dataclass(frozen=True)
+class EncryptionSettings:
+    """``encryption`` (global or per database): see docs/configuration.md.
+
+    ``type: age`` encrypts new artifacts to ``recipients`` (public keys); ``type: none``
+    turns encryption off (for one database under a global one). ``identity_file`` (the
+    secret keys, config-only) is what verify and restore decrypt with; the worker reads
+    it only then.
+    """
+
+    type: str = "none"
+    recipients: tuple[str, ...] = ()
+    identity_file: str | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        """Return what a row records: ``{"type", "recipients"}``, never the identity file."""
+        if self.type == "none":
+            return {"type": "none"}
+        return {"type": self.type, "recipients": list(self.recipients)}
+
+
+@dataclass(frozen=True)
 class GlobalSettings:
     schedule: str = "0 2 * * *"
     compression: str = "gzip"
@@ -115,8 +136,11 @@ class GlobalSettings:
     beat_interval: int = 30
     heartbeat_timeout: int = 120
     overdue_grace: int = 3600
+    # Tries of a backup interrupted by its worker's death (see worker/beat/reaper.py).
+    max_attempts: int = 2
     # Names and CIDRs backups may connect to; empty: anywhere (see shared/allowed_hosts.py).
     allowed_hosts: tuple[str, ...] = ()
+    encryption: EncryptionSettings | None = None
 
     @property
     def hard_time_limit(self) -> int:
@@ -181,6 +205,8 @@ class DatabaseSpec:
     enabled: bool = True
     # Whether backups of other databases may be restored over this one.
     restore_target: bool = False
+    # None: the global encryption applies.
+    encryption: EncryptionSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +258,10 @@ class RuntimeSettings:
     broker_url: str
     # False when the default ./config.yaml is absent and every default applies.
     config_found: bool = True
+    # BACKUP_API_SECRET_KEY (comma-separated keys) and BACKUP_API_SECRET_KEY_FILE, as
+    # given: shared.secrets turns them into the keyring of stored secrets.
+    secret_key: str = field(default="", repr=False)
+    secret_key_file: str = ""
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,12 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.encryption import SUFFIX
 from shared.models import Backup, Database
 from shared.packaging.archive import EXTENSIONS
 
@@ -37,6 +39,8 @@ class Member:
     sha256: str
     compression: str
     created_at: datetime
+    # As stored: an encrypted backup stays encrypted inside the package.
+    encryption: dict[str, Any] | None = None
 
     @property
     def file_name(self) -> str:
@@ -51,11 +55,11 @@ class Selection:
     empty_reason: str | None = None
 
 
-def package_key(package_id: str, fmt: str, when: datetime) -> str:
-    """Return ``_packages/<yyyy>/<mm>/<dd>/package-<utc stamp>-<id8>.<zip|tar.gz>``."""
+def package_key(package_id: str, fmt: str, when: datetime, encrypted: bool = False) -> str:
+    """Return ``_packages/<yyyy>/<mm>/<dd>/package-<utc stamp>-<id8>.<zip|tar.gz>[.age]``."""
     stamp = when.strftime("%Y%m%dT%H%M%SZ")
     return (f"{KEY_PREFIX}/{when:%Y/%m/%d}/package-{stamp}-{package_id[:8]}"
-            f"{EXTENSIONS[fmt]}")
+            f"{EXTENSIONS[fmt]}{SUFFIX if encrypted else ''}")
 
 
 def select_members(session: Session, requested: Sequence[str] | None,
@@ -89,7 +93,8 @@ def select_members(session: Session, requested: Sequence[str] | None,
             database_id=database_id, engine=backup.engine, backup_id=backup.id,
             storage_key=backup.storage_key, size=backup.size_bytes,
             md5=backup.checksum_md5 or "", sha256=backup.checksum_sha256 or "",
-            compression=backup.compression, created_at=backup.created_at))
+            compression=backup.compression, created_at=backup.created_at,
+            encryption=backup.encryption))
     reason = None
     if not members:
         reason = "nothing to package: no completed backup of " + ", ".join(missing)
@@ -107,7 +112,7 @@ def manifest(package_id: str, created_at: datetime, fmt: str, selection: Selecti
             "database_id": m.database_id, "engine": m.engine, "backup_id": m.backup_id,
             "file": m.file_name, "size_bytes": m.size, "checksum_md5": m.md5,
             "checksum_sha256": m.sha256, "compression": m.compression,
-            "backup_created_at": m.created_at.isoformat(),
+            "encryption": m.encryption, "backup_created_at": m.created_at.isoformat(),
         } for m in selection.members],
         "missing": selection.missing,
     }

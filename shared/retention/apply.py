@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, Select, delete, select
 
 from shared.catalog import effective
 from shared.context import Context
@@ -58,14 +58,23 @@ def plan(ctx: Context, database_ids: Iterable[str] | None = None,
         for database in session.scalars(query):
             eff = effective(database, ctx.settings.global_)
             policy = Policy(eff.retention_days, eff.max_backups, eff.min_backups)
-            rows = {row.id: row for row in session.scalars(select(Backup).where(
-                Backup.database_id == database.id, Backup.status.in_(FINISHED)))}
+            rows = {row.id: row for row in session.scalars(finished_backups(database.id))}
             candidates = [Candidate(r.id, r.status, r.created_at) for r in rows.values()]
             for verdict in decide(candidates, policy, now):
                 row = rows[verdict.id]
                 removals.append(Removal(row.id, row.database_id, row.status, row.created_at,
                                         row.storage_key, verdict.reason))
     return removals
+
+
+def finished_backups(database_id: str) -> Select[Backup]:
+    """Return the query of one database's finished backups, all retention decides on.
+
+    It reads that database's rows only, through ``ix_backups_database_created``
+    (``bench/many_backups.py`` shows the plan at 100,000 rows).
+    """
+    return select(Backup).where(Backup.database_id == database_id,
+                                Backup.status.in_(FINISHED))
 
 
 def apply(ctx: Context, removals: Iterable[Removal]) -> Outcome:

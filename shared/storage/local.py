@@ -32,7 +32,8 @@ class LocalStorage(Storage):
         """Write to a temporary file beside the target, fsync, then rename over it."""
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # 0700 and (mkstemp) 0600: an artifact is its user's alone, umask or not.
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             # Named after the key, so delete() can find what a killed writer left.
             fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{path.name}.", dir=path.parent)
         except OSError as exc:
@@ -96,7 +97,7 @@ class LocalStorage(Storage):
 
     def check(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create {self.root}: {exc.strerror}") from exc
         if not os.access(self.root, os.W_OK):

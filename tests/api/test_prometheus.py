@@ -48,6 +48,8 @@ def test_gauges_follow_the_newest_rows(tmp_path: Path) -> None:
                                finished_at=now - timedelta(hours=hours)))
         session.add(Backup(database_id="shop", engine="postgres", status="running",
                            compression="gzip", storage="local", created_at=now))
+        session.add(Backup(database_id="crm", engine="mongodb", status="pending",
+                           compression="gzip", storage="local", created_at=now))
         session.add(Package(status="completed", format="zip", storage="local", size_bytes=77,
                             finished_at=now - timedelta(hours=1), backups=[], missing=[]))
         session.add(Package(status="completed", format="zip", storage="local", size_bytes=99,
@@ -65,6 +67,7 @@ def test_gauges_follow_the_newest_rows(tmp_path: Path) -> None:
     assert value("backup_api_backup_overdue", database_id="shop") == 1
     assert value("backup_api_backup_overdue", database_id="crm") == 0
     assert value("backup_api_backups_in_progress") == 1
+    assert value("backup_api_backups_pending") == 1
     assert value("backup_api_package_size_bytes") == 77
     assert value("backup_api_backups_total", database_id="shop", engine="postgres",
                  status="completed") == 1

@@ -18,6 +18,7 @@ from cli import build_parser
 from shared.config import load_settings, runtime_from_env
 from tests.deploy.compose import Dockerfile, command_of, load_compose
 from tests.services import REPO
+from worker.supervisor import Policy
 
 OUR_IMAGES = {"Dockerfile.api", "Dockerfile.worker"}
 REQUIRED = {"api", "worker", "beat", "flower", "redis", "metadata-db", "sample-postgres",
@@ -210,3 +211,13 @@ def test_workers_scale_and_roles_wait_for_migrations(compose: dict[str, Any]) ->
             "service_completed_successfully"
     assert command_of(services["migrate"]) == ["migrate"]
     assert services["minio-init"]["restart"] == "no"
+
+
+def test_docker_waits_out_the_worker_grace_period(compose: dict[str, Any]) -> None:
+    """Docker's SIGKILL must come after the worker's grace period and cold shutdown
+    (worker/supervisor.py), or a deploy kills running backups outright."""
+    worker = compose["services"]["worker"]
+    args = build_parser().parse_args(command_of(worker))
+    stop = re.fullmatch(r"(\d+)s", worker["stop_grace_period"])
+    assert stop is not None, "write stop_grace_period in seconds, e.g. 340s"
+    assert int(stop.group(1)) >= args.grace_period + Policy().kill_after + 10

@@ -16,9 +16,11 @@ from shared.jobs import (
     enqueue,
     fail_backup,
     fail_package,
+    interrupt_backup,
     new_backup,
     new_package,
 )
+from shared.leftovers import discard, retry_leftovers
 from shared.metrics.counters import read
 from shared.metrics.record import BACKUPS_TOTAL, PACKAGES_TOTAL
 from shared.models import Backup, Database, Package, utcnow
@@ -143,3 +145,63 @@ def test_a_refused_package_is_failed_and_counted(ctx: Context) -> None:
             "failed", "tar.gz", ["shop"],
             "could not enqueue the package: the broker is unreachable")
     assert _count(ctx, PACKAGES_TOTAL) == {'{"status":"failed"}': 1.0}
+
+
+def _claimed(ctx: Context, backup: Backup, attempt: int = 1) -> Backup:
+    """``backup`` as a worker's claim leaves it: running, with a key and a heartbeat."""
+    with ctx.db.session() as session:
+        session.execute(update(Backup).where(Backup.id == backup.id).values(
+            status="running", attempt=attempt, worker="w1", started_at=utcnow(),
+            heartbeat_at=utcnow(), storage_key="shop/partial.dump.zst"))
+    return _backup(ctx, backup.id)
+
+
+def test_an_interrupted_backup_goes_back_to_pending_as_its_next_attempt(ctx: Context) -> None:
+    backup = _claimed(ctx, _pending_backup(ctx))
+    running = Backup.status == "running"
+    with ctx.db.session() as session:
+        outcome = interrupt_backup(session, backup, "worker w1 stopped responding",
+                                   max_attempts=2, only_if=running, now=utcnow())
+    assert outcome == "retried"
+    row = _backup(ctx, backup.id)
+    assert (row.status, row.attempt, row.worker, row.storage_key, row.error) == (
+        "pending", 2, None, None, None)
+    assert row.id == backup.id and row.created_at == backup.created_at
+    assert _count(ctx, BACKUPS_TOTAL) == {}  # not an outcome: nothing counted
+
+    # A second beat that saw attempt 1 changes nothing; the new attempt's claim runs.
+    with ctx.db.session() as session:
+        assert interrupt_backup(session, backup, "late", max_attempts=2,
+                                only_if=Backup.status == "pending", now=utcnow()) is None
+    assert _backup(ctx, backup.id).attempt == 2
+
+
+def test_the_last_attempt_fails_saying_how_many_were_made(ctx: Context) -> None:
+    backup = _claimed(ctx, _pending_backup(ctx), attempt=2)
+    with ctx.db.session() as session:
+        outcome = interrupt_backup(session, backup, "worker w1 stopped responding",
+                                   max_attempts=2, only_if=Backup.status == "running",
+                                   now=utcnow())
+    assert outcome == "failed"
+    row = _backup(ctx, backup.id)
+    assert row.status == "failed" and row.storage_key is None
+    assert row.error == "worker w1 stopped responding; gave up after 2 attempts"
+    assert _count(ctx, BACKUPS_TOTAL) == {FAILED: 1.0}
+
+
+def test_a_partial_artifact_the_storage_refuses_is_deleted_later(ctx: Context) -> None:
+    """A file where the key's folder should be makes the local storage refuse, as an S3
+    endpoint that is down would; once it is a folder again, the leftover goes."""
+    root = Path(ctx.storage.root)  # type: ignore[attr-defined]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "shop").write_text("in the way")
+    assert discard(ctx, "shop/partial.dump") is False
+    assert retry_leftovers(ctx) == []  # still refused: kept for the next pass
+
+    (root / "shop").unlink()
+    (root / "shop").mkdir()
+    partial = root / "shop" / ".tmp-partial.dump.abc"
+    partial.write_bytes(b"half a dump")
+    assert retry_leftovers(ctx) == ["shop/partial.dump"]
+    assert not partial.exists()
+    assert retry_leftovers(ctx) == []

@@ -184,7 +184,8 @@ def test_tools_get_none_of_the_workers_secrets_and_a_filtered_port_says_no_more(
     needed = {"PGPASSFILE", "PGCONNECT_TIMEOUT", "PGAPPNAME"}
     assert set(env) <= set(TOOL_ENVIRONMENT) | needed, set(env) - set(TOOL_ENVIRONMENT)
     assert needed <= set(env)
-    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "TEST_API_KEY", "TEST_PG_PASSWORD"):
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "TEST_API_KEY", "TEST_PG_PASSWORD",
+                 "BACKUP_API_SECRET_KEY"):
         assert stack.env[name] not in env.values()
 
     backup = api.wait_backup(created.json()["id"], timeout=90)

@@ -1,4 +1,4 @@
-"""The beat scheduler: every ``beat_interval`` seconds, fire due jobs and reap dead backups.
+"""The beat scheduler: fire due jobs on their slot, to the second, and reap dead backups.
 
 Why not RedBeat or django-celery-beat: both keep their own copy of the schedule
 (Redis keys, or ``PeriodicTask`` rows) that must be kept in sync with our databases
@@ -8,84 +8,168 @@ broker; django-celery-beat documents that only one beat may run). Here the datab
 table *is* the schedule, read on every pass, and exactly-once comes from the
 metadata DB itself:
 
-1. per job, a transaction takes a lock (``pg_advisory_xact_lock`` on PostgreSQL; on
-   SQLite the file's single writer) and advances ``schedule_slots.last_slot`` to the
-   due slot only if it is newer;
+1. a transaction advances ``schedule_slots.last_slot`` of each due job to its slot
+   only where the stored one is older (one ``INSERT … ON CONFLICT DO UPDATE … WHERE
+   … RETURNING`` per batch of jobs: the row lock makes a second beat wait, then find
+   the slot taken);
 2. in that same transaction the work is recorded (a pending backup with
    ``scheduled_for = slot``, unique per database and slot);
 3. after commit, the backup's id is enqueued.
 
 Two beats therefore record one backup per slot, and a crash between 2 and 3 leaves
 a pending row that is enqueued again later (worker/reaper.py), never a doubled run.
+
+When: a cron slot (five fields or a macro) always falls on a whole minute, so the beat
+wakes at every whole minute and every ``beat_interval`` in between. A schedule
+added or changed through the API a second before its slot is read on that slot's
+pass, and a slot's backup is recorded and enqueued well under a second after it.
+The reaper keeps its own cadence, one run per ``beat_interval``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
-from typing import Any, cast
+from collections.abc import Sequence
+from contextlib import nullcontext
+from datetime import datetime, timedelta
+from typing import Any
 
 from celery.beat import Scheduler
-from sqlalchemy import CursorResult, text, update
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.context import Context, current
 from shared.jobs import Send
 from shared.models import ScheduleSlot, utcnow
-from worker.beat.jobs import JOB_SOURCES, Job
+from worker.beat.jobs import JOB_SOURCES, AfterCommit, FireMany, Job
 from worker.beat.reaper import reap, requeue
+from worker.beat.sending import Batching, CelerySender
 from worker.beat.slots import due_slot
 
 log = logging.getLogger(__name__)
 
+# Jobs claimed per transaction: few enough that a second beat waits briefly and the
+# first enqueues start early; many enough that 1,000 due jobs take ten commits.
+CLAIM_BATCH = 100
+# Wake this long after a whole minute, so the clock has passed the slot for sure.
+WAKE_MARGIN = 0.05
+
+Due = tuple[Job, datetime]
 
 
-def run_pass(ctx: Context, send: Send, now: datetime | None = None) -> None:
-    """Fire every due job once, fail backups whose worker died, re-send lost ones."""
+def run_pass(ctx: Context, send: Send, now: datetime | None = None,
+             batching: Batching = nullcontext) -> int:
+    """Fire every due job once, as the metadata DB has the jobs now; return how many fired."""
     now = now or utcnow()
     try:
         with ctx.db.session() as session:
             jobs = [job for source in JOB_SOURCES for job in source(ctx, session, send)]
     except Exception:  # noqa: BLE001 - the metadata DB may be back on the next pass
         log.exception("could not read the schedules")
-        jobs = []
+        return 0
+    return fire_due(ctx, jobs, now, batching)
+
+
+def fire_due(ctx: Context, jobs: Sequence[Job], now: datetime,
+             batching: Batching = nullcontext) -> int:
+    """Fire those of ``jobs`` that are due, in batches; return how many this beat fired.
+
+    The slots are read once for all jobs, so a pass with nothing due costs one query,
+    not one transaction per job.
+    """
+    started = time.perf_counter()
+    try:
+        with ctx.db.session() as session:
+            last = {job: slot for job, slot in
+                    session.execute(select(ScheduleSlot.job, ScheduleSlot.last_slot))}
+    except Exception:  # noqa: BLE001 - the metadata DB may be back on the next pass
+        log.exception("could not read the schedule slots")
+        return 0
+    due: list[Due] = []
     for job in jobs:
         try:
-            fire_if_due(ctx, job, now)
+            slot = due_slot(job.cron, job.timezone, now, last.get(job.key), job.anchor)
         except Exception:  # noqa: BLE001 - one bad job must not stop the others
             log.exception("scheduling %s failed", job.key)
+            continue
+        if slot is not None:
+            due.append((job, slot))
+    due.sort(key=lambda item: item[0].key)  # one lock order for every beat: no deadlock
+    fired = sum(fire_batch(ctx, due[i:i + CLAIM_BATCH], now, batching)
+                for i in range(0, len(due), CLAIM_BATCH))
+    if due:
+        log.info("scheduler pass: %d jobs, %d due, %d fired by this beat in %.3fs",
+                 len(jobs), len(due), fired, time.perf_counter() - started)
+    return fired
+
+
+def fire_batch(ctx: Context, due: Sequence[Due], now: datetime,
+               batching: Batching = nullcontext) -> int:
+    """Claim the slots of ``due`` and record their work in one transaction, then send
+    their messages together; return how many this scheduler fired. If any job fails,
+    each is tried alone (one bad job must not stop the others)."""
+    if not due:
+        return 0
     try:
-        reap(ctx, now)
-        requeue(ctx, now, send)
-    except Exception:  # noqa: BLE001
-        log.exception("reaping stale backups failed")
+        with ctx.db.session() as session:
+            claimed = _claim(session, {job.key: slot for job, slot in due}, now)
+            mine = [(job, slot) for job, slot in due if job.key in claimed]
+            actions = _record(session, mine)
+    except Exception:  # noqa: BLE001 - retried job by job below
+        log.warning("claiming %d slots together failed; trying each alone", len(due),
+                    exc_info=True)
+        return sum(_fire_alone(ctx, job, slot, now) for job, slot in due)
+    for job, slot in mine:
+        log.info("%s: fired for slot %s", job.key, slot.isoformat())
+    todo = [action for action in actions if action is not None]
+    try:
+        with batching():
+            for action in todo:
+                action()
+    except Exception:  # noqa: BLE001 - the broker refused the batch: send one by one
+        log.warning("sending %d messages together failed; sending each alone", len(todo),
+                    exc_info=True)
+        for action in todo:
+            action()  # enqueue: a message the broker still refuses fails its row
+    return len(claimed)
+
+
+def _record(session: Session, due: list[Due]) -> list[AfterCommit]:
+    """Record the work of claimed slots: together where the jobs share a ``fire_many``."""
+    together: dict[FireMany, list[Due]] = {}
+    actions: list[AfterCommit] = []
+    for job, slot in due:
+        if job.fire_many is None:
+            actions.append(job.fire(session, slot))
+        else:
+            together.setdefault(job.fire_many, []).append((job, slot))
+    for fire_many, jobs in together.items():
+        actions += fire_many(session, jobs)
+    return actions
 
 
 def fire_if_due(ctx: Context, job: Job, now: datetime) -> bool:
     """Claim ``job``'s due slot and record its work in one transaction; True if fired."""
+    with ctx.db.session() as session:
+        last = session.get(ScheduleSlot, job.key)
+    slot = due_slot(job.cron, job.timezone, now, last.last_slot if last else None, job.anchor)
+    return slot is not None and _fire_alone(ctx, job, slot, now)
+
+
+def _fire_alone(ctx: Context, job: Job, slot: datetime, now: datetime) -> bool:
     try:
         with ctx.db.session() as session:
-            _lock(session, job.key)
-            state = session.get(ScheduleSlot, job.key)
-            slot = due_slot(job.cron, job.timezone, now,
-                            state.last_slot if state else None, job.anchor)
-            if slot is None:
-                return False
-            if state is None:
-                session.add(ScheduleSlot(job=job.key, last_slot=slot, updated_at=now))
-                session.flush()
-            elif not cast(CursorResult[Any], session.execute(
-                update(ScheduleSlot).where(ScheduleSlot.job == job.key,
-                                           ScheduleSlot.last_slot < slot)
-                .values(last_slot=slot, updated_at=now)
-            )).rowcount:
+            if not _claim(session, {job.key: slot}, now):
                 return False
             after_commit = job.fire(session, slot)
     except IntegrityError:
-        # Another beat claimed the slot (or recorded its backup) first.
         log.info("%s: slot already taken by another scheduler", job.key)
+        return False
+    except Exception:  # noqa: BLE001 - one bad job must not stop the others
+        log.exception("scheduling %s failed", job.key)
         return False
     log.info("%s: fired for slot %s", job.key, slot.isoformat())
     if after_commit is not None:
@@ -93,11 +177,32 @@ def fire_if_due(ctx: Context, job: Job, now: datetime) -> bool:
     return True
 
 
-def _lock(session: Session, key: str) -> None:
-    """Serialize beats on one job (PostgreSQL); SQLite has a single writer anyway."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                        {"key": f"backup-api:schedule:{key}"})
+def _claim(session: Session, slots: dict[str, datetime], now: datetime) -> set[str]:
+    """Advance each job's ``last_slot`` to its slot where the stored one is older; return
+    the jobs advanced (claimed by this transaction until it ends).
+
+    A row another beat advanced first is locked until that beat commits; then the
+    ``WHERE`` sees the newer slot and this beat gets nothing back for it.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(ScheduleSlot).values(
+        [{"job": key, "last_slot": slot, "updated_at": now}
+         for key, slot in sorted(slots.items())])
+    statement = statement.on_conflict_do_update(
+        index_elements=[ScheduleSlot.job],
+        set_={"last_slot": statement.excluded.last_slot,
+              "updated_at": statement.excluded.updated_at},
+        where=ScheduleSlot.last_slot < statement.excluded.last_slot,
+    )
+    return set(session.scalars(statement.returning(ScheduleSlot.job)))
+
+
+def seconds_to_next_pass(now: datetime, beat_interval: float) -> float:
+    """Return how long to sleep: until just past the next whole minute (where every cron
+    slot falls), or ``beat_interval`` if sooner (a backdated row, a missed slot)."""
+    minute = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return min(float(beat_interval), (minute - now).total_seconds() + WAKE_MARGIN)
 
 
 class DatabaseScheduler(Scheduler):
@@ -105,16 +210,31 @@ class DatabaseScheduler(Scheduler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._next_pass = 0.0
+        self._next_reap = 0.0
         super().__init__(*args, **kwargs)
+        self._sender = CelerySender(self.app)
         log.info("DatabaseScheduler started: schedules are read from the metadata DB")
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         interval: float = super().tick(*args, **kwargs)
+        ctx = current()
+        beat_interval = ctx.settings.global_.beat_interval
         if time.monotonic() >= self._next_pass:
-            ctx = current()
-            self._next_pass = time.monotonic() + ctx.settings.global_.beat_interval
-            run_pass(ctx, self._send)
-        return max(0.0, min(interval, self._next_pass - time.monotonic()))
+            run_pass(ctx, self._sender, batching=self._sender.batch)
+            self._next_pass = time.monotonic() + seconds_to_next_pass(utcnow(), beat_interval)
+        if time.monotonic() >= self._next_reap:
+            self._next_reap = time.monotonic() + beat_interval
+            _reap(ctx, self._sender)
+        now = time.monotonic()
+        return max(0.0, min(interval, self._next_pass - now, self._next_reap - now))
 
-    def _send(self, task: str, args: list[str]) -> None:
-        self.app.send_task(task, args=args)
+
+
+def _reap(ctx: Context, send: Send) -> None:
+    """Retry or fail backups whose worker died, re-send lost ones (worker/beat/reaper.py)."""
+    now = utcnow()
+    try:
+        reap(ctx, now, send)
+        requeue(ctx, now, send)
+    except Exception:  # noqa: BLE001 - the metadata DB may be back on the next run
+        log.exception("reaping stale backups failed")

@@ -10,11 +10,15 @@ reads both, and ``shared.config.types.validate_cron`` admits nothing else.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
 
+# A scheduler pass asks with one ``now`` for every job, and most share a few schedules:
+# 1,000 databases on one cron cost one croniter walk, not 1,000 (about 0.2 ms each).
+@lru_cache(maxsize=4096)
 def latest_slot(cron: str, timezone: str, now: datetime) -> datetime:
     """Return the latest time at or before ``now`` matching ``cron`` in ``timezone`` (UTC)."""
     local_now = now.astimezone(ZoneInfo(timezone))

@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 from shared.context import Context
 from tests.contexts import METADATA_DBS, make_context
 from worker.beat.jobs import AfterCommit, Job
-from worker.beat.scheduler import fire_if_due
+from worker.beat.scheduler import (
+    CLAIM_BATCH,
+    WAKE_MARGIN,
+    fire_due,
+    fire_if_due,
+    seconds_to_next_pass,
+)
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)
 
@@ -75,3 +81,42 @@ def test_a_job_never_fires_for_slots_before_its_anchor(ctx: Context) -> None:
     fired: list[datetime] = []
     assert not fire_if_due(ctx, _counting_job(fired, anchor=NOW), NOW)
     assert fired == []
+
+
+def test_racing_passes_fire_each_of_many_jobs_once(ctx: Context) -> None:
+    """Beats claim slots in batches (one statement per batch): still one firing per job."""
+    fired: list[str] = []
+    lock = threading.Lock()
+
+    def job(key: str) -> Job:
+        def fire(_: Session, __: datetime) -> AfterCommit:
+            with lock:
+                fired.append(key)
+            return None
+        return Job(key=key, cron="* * * * *", timezone="UTC", fire=fire)
+
+    jobs = [job(f"test:many:{index:03d}") for index in range(2 * CLAIM_BATCH + 50)]
+    start = threading.Barrier(4)
+    counts: list[int] = []
+
+    def beat(order: list[Job]) -> None:
+        start.wait()
+        counts.append(fire_due(ctx, order, NOW))
+
+    threads = [threading.Thread(target=beat, args=(jobs[::step],)) for step in (1, -1, 1, -1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(fired) == sorted(j.key for j in jobs)
+    assert sum(counts) == len(jobs)
+    assert fire_due(ctx, jobs, NOW + timedelta(seconds=20)) == 0  # that slot is taken
+
+
+def test_the_beat_wakes_just_after_each_whole_minute() -> None:
+    """Every cron slot falls on a whole minute; between them ``beat_interval`` still applies."""
+    at = datetime(2026, 11, 28, 12, 0, 45, tzinfo=UTC)
+    assert seconds_to_next_pass(at, 30) == pytest.approx(15 + WAKE_MARGIN)
+    assert seconds_to_next_pass(at.replace(second=10), 30) == 30
+    assert seconds_to_next_pass(at.replace(second=59, microsecond=990000), 30) == pytest.approx(
+        0.01 + WAKE_MARGIN)

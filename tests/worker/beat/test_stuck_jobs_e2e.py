@@ -1,4 +1,5 @@
-"""A worker killed mid-dump: its backups end `failed`, nothing partial stays, work resumes."""
+"""A worker killed mid-dump with no attempt left (``max_attempts: 1``): its backups end
+`failed`, nothing partial stays, work resumes. Retries: tests/faults/."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from tests.worker.beat.helpers import (
 @pytest.fixture
 def kill_stack(workdir: Path, pg: PostgresCluster, redis: Redis) -> Iterator[Stack]:
     """A stack of its own: this test kills its only worker."""
-    stack = start_stack(workdir / "kill-stack", pg, redis, config=SCHED_CONFIG, workers=0)
+    config = SCHED_CONFIG.replace("  beat_interval: 1\n", "  beat_interval: 1\n"
+                                                          "  max_attempts: 1\n")
+    stack = start_stack(workdir / "kill-stack", pg, redis, config=config, workers=0)
     stack.workers.append(start_beat(stack, "beat"))
     yield stack
     for process in [stack.api, *stack.workers]:
@@ -55,6 +58,7 @@ def test_sigkilled_worker_leaves_failed_rows_and_no_partial_files(
             lambda i=backup_id: (b := api.get(f"/backups/{i}").json())["status"] == "failed"
             and b, 30, f"backup {backup_id} to be failed")
         assert "stopped responding" in failed["error"], failed["error"]
+        assert failed["error"].endswith("gave up after 1 attempt"), failed["error"]
         assert failed["storage_key"] is None and failed["finished_at"]
     for db in dbs:
         assert storage_files(kill_stack.storage_dir / db) == []
