@@ -158,9 +158,10 @@ def _prepare(settings: Settings) -> None:
     from shared.catalog import upsert_config_databases
 
     db, _ = _migrate_and_reseal(settings)
-    with db.session() as session:
-        upsert_config_databases(session, settings)
-    sync_config_keys(db, settings)
+    with db.exclusive():
+        with db.session() as session:
+            upsert_config_databases(session, settings)
+        sync_config_keys(db, settings)
     db.sql_engine.dispose()
 
 

@@ -46,9 +46,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True,
     db = MetadataDB(settings.runtime.database_url)
     if migrate:
         db.migrate()
-    with db.session() as session:
-        upsert_config_databases(session, settings)
-    sync_config_keys(db, settings)
+    with db.exclusive():  # workers and beat may be upserting the same rows right now
+        with db.session() as session:
+            upsert_config_databases(session, settings)
+        sync_config_keys(db, settings)
     celery = make_celery(settings)
     app.extensions["backup_api"] = ApiContext(
         settings=settings, db=db, storage=make_storage(settings), celery=celery)

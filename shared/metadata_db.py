@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK_KEY = 0x6261636B  # "back"
+_STARTUP_LOCK_KEY = 0x73796E63  # "sync"
 
 
 def normalize_url(url: str) -> str:
@@ -90,12 +91,36 @@ class MetadataDB:
             command.upgrade(cfg, "head")
 
     @contextmanager
-    def _migration_lock(self) -> Iterator[None]:
+    def exclusive(self) -> Iterator[None]:
+        """Run a block in one process of the cluster at a time.
+
+        API, workers and beat upsert the config's databases and keys at start, often at
+        the same moment (``docker compose up``): without this, two of them insert the
+        same row and the loser dies on a unique violation. A session-level advisory
+        lock on PostgreSQL (held on its own connection), a file lock beside SQLite.
+        """
+        if self.sql_engine.dialect.name != "postgresql":
+            with self._migration_lock(".startup.lock"):
+                yield
+            return
+        with self.sql_engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"),
+                               {"key": _STARTUP_LOCK_KEY})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                   {"key": _STARTUP_LOCK_KEY})
+                connection.commit()
+
+    @contextmanager
+    def _migration_lock(self, suffix: str = ".migrate.lock") -> Iterator[None]:
         database = self.sql_engine.url.database
         if self.sql_engine.dialect.name != "sqlite" or not database or database == ":memory:":
             yield
             return
-        with open(database + ".migrate.lock", "a") as handle:
+        with open(database + suffix, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

@@ -190,7 +190,7 @@ def start_stack(root: Path, pg: PostgresCluster, redis: Redis, config: str = STA
                   client=Client(f"http://127.0.0.1:{port}"))
     for index in range(workers):
         stack.start_worker(f"worker{index + 1}")
-    wait_http(stack.client.base + "/health")
+    wait_http(stack.client.base + "/health", process=api)
     return stack
 
 

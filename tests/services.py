@@ -45,6 +45,8 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
         try:
             if check():
                 return
+        except ProcessExited:
+            raise
         except Exception:  # noqa: BLE001 - not up yet
             pass
         time.sleep(0.2)
@@ -175,8 +177,20 @@ class Process:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def wait_http(url: str, timeout: float = 60) -> None:
-    wait_for(lambda: requests.get(url, timeout=2).status_code == 200, timeout, url)
+def wait_http(url: str, timeout: float = 60, process: Process | None = None) -> None:
+    """Wait for ``url`` to answer 200; if ``process`` (the server) exits first, fail at
+    once with the end of its log, which says why."""
+    def up() -> bool:
+        if process is not None and process.process is not None \
+                and process.process.poll() is not None:
+            raise ProcessExited(f"{process.name} exited with {process.process.returncode} "
+                                f"before {url} answered; its log ends:\n{process.log()[-4000:]}")
+        return requests.get(url, timeout=2).status_code == 200
+    wait_for(up, timeout, url)
+
+
+class ProcessExited(RuntimeError):
+    """A server a test waits for died: waiting longer would not help."""
 
 
 PRINTED_KEY = re.compile(r"^\s+(bak_[A-Za-z0-9_-]{43})$", re.MULTILINE)
