@@ -13,6 +13,8 @@ command -v npm >/dev/null || apt_packages+=(npm)               # for dclint
 [ -x /usr/bin/chromium ] || apt_packages+=(chromium)         # real browser for /docs
 command -v zstd >/dev/null || apt_packages+=(zstd)               # checks zstd artifacts as a user would
 command -v age >/dev/null || apt_packages+=(age)                 # decrypts encrypted downloads as a user would
+command -v dockerd >/dev/null || apt_packages+=(docker.io)       # the compose test's engine (started by the test)
+command -v debootstrap >/dev/null || apt_packages+=(debootstrap) # the compose test's local Debian base image
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "test.sh: installing ${apt_packages[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -120,6 +120,9 @@ class Ledger:
     used: dict[str, set[str]] = field(default_factory=dict)  # peer -> node ids
     held_back: dict[str, set[str]] = field(default_factory=dict)  # skipped or failed
     called: set[str] = field(default_factory=set)  # node ids whose test body ran
+    # Other outside things a suite needs and says here what became of (e.g. "docker":
+    # "compose test SKIPPED: no Docker engine can run here (...)"): one line each.
+    notes: dict[str, str] = field(default_factory=dict)
 
     def note_use(self, nodeid: str, fixturenames: Iterable[str], binaries: Iterable[str]) -> None:
         """Record the peers a test used, by the fixtures it set up and the binaries it marks."""
@@ -142,8 +145,9 @@ class Ledger:
 
     def lines(self) -> list[str]:
         """Return one summary line per peer: its state, and what ran or was skipped."""
-        return [f"peers: {'/'.join(peer.binaries)} {self._state(peer)} — {self._outcome(peer)}"
-                for peer in PEERS]
+        return [*(f"peers: {'/'.join(peer.binaries)} {self._state(peer)} — {self._outcome(peer)}"
+                  for peer in PEERS),
+                *(f"peers: {topic} — {note}" for topic, note in sorted(self.notes.items()))]
 
     def _state(self, peer: Peer) -> str:
         paths = [find(binary) for binary in peer.binaries]

@@ -16,7 +16,8 @@ from tests.deploy.compose import command_of, environment_of, references, strings
 # Environment variables and command options that carry a credential, by name.
 CREDENTIAL = re.compile(r"PASSWORD|SECRET|KEY|TOKEN|AUTH|PASS\b", re.IGNORECASE)
 # Variables that may have a default: settings, not credentials (each is checked below).
-NOT_SECRET = frozenset({"S3_BUCKET"})
+NOT_SECRET = frozenset({"S3_BUCKET", "API_HOST_PORT", "FLOWER_HOST_PORT", "MINIO_HOST_PORT",
+                        "MINIO_CONSOLE_HOST_PORT"})
 # scheme://userinfo@host: the userinfo (user:password, :password or a token).
 URL_USERINFO = re.compile(r"\b[a-z][a-z0-9+.-]*://([^/@\s]*)@", re.IGNORECASE)
 _REQUIRED_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:\?[^}]*[^}\s][^}]*\}")

@@ -51,9 +51,27 @@ def compose() -> dict[str, Any]:
     return load_compose()
 
 
+# Built from our images but running a script of deploy/, not our CLI: checked on their own.
+SCRIPTS = {"sample-mongodb-seed"}
+
+
 def _ours(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: s for name, s in compose["services"].items()
-            if s.get("build", {}).get("dockerfile") in OUR_IMAGES}
+            if s.get("build", {}).get("dockerfile") in OUR_IMAGES and name not in SCRIPTS}
+
+
+def test_the_sample_mongodb_seed_runs_its_script_with_the_sample_password(
+        compose: dict[str, Any]) -> None:
+    seed = compose["services"]["sample-mongodb-seed"]
+    mounts = dict(m.split(":")[1::-1] for m in seed["volumes"])
+    script = mounts[command_of(seed)[0]]
+    assert seed["entrypoint"] == ["python"] and (REPO / script).is_file()
+    argv = command_of(seed)
+    mongo = compose["services"]["sample-mongodb"]["environment"]
+    assert argv[argv.index("--host") + 1] == "sample-mongodb"
+    assert argv[argv.index("--username") + 1] == mongo["MONGO_INITDB_ROOT_USERNAME"]
+    assert seed["environment"] == {"SAMPLE_MONGO_PASSWORD": mongo["MONGO_INITDB_ROOT_PASSWORD"]}
+    assert seed["restart"] == "no"
 
 
 def _dockerfile(service: dict[str, Any]) -> Dockerfile:
@@ -221,3 +239,15 @@ def test_docker_waits_out_the_worker_grace_period(compose: dict[str, Any]) -> No
     stop = re.fullmatch(r"(\d+)s", worker["stop_grace_period"])
     assert stop is not None, "write stop_grace_period in seconds, e.g. 340s"
     assert int(stop.group(1)) >= args.grace_period + Policy().kill_after + 10
+
+
+def test_the_standins_override_replaces_third_party_images_only(compose: dict[str, Any]) -> None:
+    """deploy/compose.standins.yaml (the compose test, where no registry answers) may swap
+    an image that is pulled, and nothing else: our services run as docker-compose.yml says."""
+    override = yaml.safe_load((REPO / "deploy" / "compose.standins.yaml").read_text())
+    assert set(override) == {"services"}
+    for name, service in override["services"].items():
+        assert set(service) == {"image"}, name
+        assert "build" not in compose["services"][name] and compose["services"][name]["image"]
+    pulled = {n for n, s in compose["services"].items() if "build" not in s}
+    assert set(override["services"]) == pulled
