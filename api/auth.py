@@ -35,7 +35,7 @@ PUBLIC_ENDPOINTS = frozenset({
     "system.Health", "system.Ready", "docs.root", "docs.swagger_ui_file",
     "api-docs.openapi_json", "api-docs.openapi_swagger_ui",
 })
-METRICS_ENDPOINT = "prometheus_metrics"  # registered by prometheus-flask-exporter
+METRICS_ENDPOINT = "prometheus_metrics"  # the /metrics view (api/prometheus.py)
 METHOD_SCOPES = {"GET": "read", "HEAD": "read", "OPTIONS": "read", "POST": "write",
                  "PUT": "write", "PATCH": "write", "DELETE": "admin"}
 # What a request that matches no route needs: any valid key (it then gets its 404/405).

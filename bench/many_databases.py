@@ -208,14 +208,19 @@ def report(args: argparse.Namespace, slot: datetime, rows: dict[str, tuple], pas
     first = min(r[3] for r in rows.values())
     last = max(r[4] for r in rows.values())
     finished = max((r[5] for r in rows.values() if r[5] is not None), default=None)
-    fired_lines = stack.logs().count(f": fired for slot {slot.isoformat()}")
+    fired_lines = len(re.findall(rf"backup:many-\d+: fired for slot {re.escape(slot.isoformat())}",
+                                 stack.logs()))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"{platform.python_implementation()} {platform.python_version()}; "
-          f"2 beats, 2 workers × max_parallel_jobs {args.parallel}, PostgreSQL + Redis")
+          f"2 beats, 2 workers × max_parallel_jobs {args.parallel}, PostgreSQL + Redis; "
+          "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     print(f"backups for the slot: {total} (target {args.databases}), databases "
           f"{distinct}, by status {({s: r[1] for s, r in sorted(rows.items())})}")
-    print(f"exactly once: {'yes' if total == distinct == args.databases else 'NO'} "
-          f"({fired_lines} 'fired for slot' log lines across both beats)")
+    once = total == distinct == args.databases == fired_lines
+    print(f"exactly once (one backup per database for the slot, none skipped): "
+          f"{'met' if once else 'MISSED'} ({fired_lines} 'fired for slot' log lines across "
+          f"both beats)")
+    met = once
     for name, at, (jobs, due, fired, seconds) in sorted(passes, key=lambda p: p[1]):
         print(f"  {name} pass at slot +{(at - slot).total_seconds():.2f}s: {jobs} jobs, "
               f"{due} due, {fired} fired by it, pass time {float(seconds):.2f}s")
@@ -226,9 +231,15 @@ def report(args: argparse.Namespace, slot: datetime, rows: dict[str, tuple], pas
         late = (enqueued - slot).total_seconds()
         print(f"slot → last enqueue (end of the last pass): {late:.2f}s "
               f"(target <= {ENQUEUE_TARGET:.0f}s): {'met' if late <= ENQUEUE_TARGET else 'MISSED'}")
+        met &= late <= ENQUEUE_TARGET
+    else:
+        met = False
     for name, counts in sampler.samples.items():
+        kept = max(counts, default=0) <= args.parallel
+        met &= kept
         print(f"  {name}: pg_dump processes at once: max {max(counts, default=0)} "
-              f"(max_parallel_jobs {args.parallel}) over {len(counts)} samples")
+              f"(target <= max_parallel_jobs {args.parallel}) over {len(counts)} samples: "
+              f"{'met' if kept else 'MISSED'}")
     busy = [n for n in sampler.running if n]
     print(f"  backups running (both workers): max {max(sampler.running, default=0)} "
           f"(target <= {2 * args.parallel}), mean {sum(busy) / max(len(busy), 1):.1f} "
@@ -237,6 +248,7 @@ def report(args: argparse.Namespace, slot: datetime, rows: dict[str, tuple], pas
         span = (finished - slot).total_seconds()
         print(f"slot → all {total} finished: {span:.1f}s ({total / span:.1f} backups/s "
               f"with 2 workers); registration took {registration:.1f}s")
+    print(f"all targets met: {'yes' if met else 'NO'}")
 
 
 if __name__ == "__main__":

@@ -27,19 +27,33 @@ from tests.conftest import start_stack  # noqa: E402
 from tests.services import PG_BIN, PG_PASSWORD, PG_USER, PostgresCluster, Redis  # noqa: E402
 
 
-def peak_rss_mb(pid: int) -> float:
-    """Return the largest VmHWM (peak resident set) among ``pid``'s process group."""
-    peak = 0
+def process_tree(pid: int) -> list[int]:
+    """Return ``pid`` and its descendants (the supervised Celery worker, its prefork
+    children): ``backup-api worker`` starts Celery in a process group of its own."""
+    children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.getpgid(int(entry)) != pid:
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
                 continue
-            for line in Path(f"/proc/{entry}/status").read_text().splitlines():
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += children.get(tree[-1], [])
+    return tree
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Return the largest VmHWM (peak resident set) among ``pid`` and its descendants."""
+    peak = 0
+    for child in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{child}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
                     peak = max(peak, int(line.split()[1]))
-        except (OSError, ProcessLookupError):
+        except OSError:
             continue
     return peak / 1024
 

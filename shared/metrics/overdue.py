@@ -16,14 +16,27 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
+# The latest fire times found around a moment, per (schedule, time zone). A scrape asks
+# for 1,000 databases, most on a few schedules and last successful between the same few
+# pairs of fire times: this spares ~0.6 ms of croniter per database. A list is replaced
+# whole, so concurrent scrapes at worst compute a pair again.
+_brackets: dict[tuple[str, str], list[tuple[datetime, datetime]]] = {}
+_KEPT = 8
+
 
 def interval_around(schedule: str, timezone: str, when: datetime) -> timedelta:
     """Return the gap between the fire times of ``schedule`` just before and after ``when``."""
+    known = _brackets.get((schedule, timezone), [])
+    for before, after in known:
+        if before <= when < after:
+            return after - before
     local = when.astimezone(ZoneInfo(timezone))
-    after: datetime = croniter(schedule, local).get_next(datetime)
-    before: datetime = croniter(schedule, local + timedelta(microseconds=1)).get_prev(datetime)
-    # Subtract in UTC: aware datetimes of one zone subtract as wall-clock times across DST.
-    return after.astimezone(UTC) - before.astimezone(UTC)
+    next_fire: datetime = croniter(schedule, local).get_next(datetime)
+    prev_fire: datetime = croniter(schedule, local + timedelta(microseconds=1)).get_prev(datetime)
+    # In UTC: aware datetimes of one zone subtract as wall-clock times across DST.
+    before, after = prev_fire.astimezone(UTC), next_fire.astimezone(UTC)
+    _brackets[(schedule, timezone)] = [(before, after), *known[:_KEPT - 1]]
+    return after - before
 
 
 def is_overdue(schedule: str, timezone: str, last_success: datetime | None,

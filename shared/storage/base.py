@@ -71,6 +71,11 @@ class Storage(ABC):
     def check(self) -> None:
         """Raise ``StorageError`` saying what is wrong if the backend is unusable."""
 
+    def free_bytes(self) -> int | None:
+        """Return the free space where artifacts are written, or None if not ours to fill
+        (an object store); checked before a backup (worker/bounds.py)."""
+        return None
+
     def exists(self, key: str) -> bool:
         try:
             self.size(key)

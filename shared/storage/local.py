@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -94,6 +95,18 @@ class LocalStorage(Storage):
                 if key.startswith(prefix):
                     keys.append(key)
         return iter(sorted(keys))
+
+    def free_bytes(self) -> int | None:
+        """Return the free bytes of the file system holding the root (or its nearest
+        existing parent, before the first backup creates it)."""
+        path = self.root
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        try:
+            return shutil.disk_usage(path).free
+        except OSError as exc:
+            raise StorageError(f"cannot read the free space of {path}: {exc.strerror}"
+                               ) from exc
 
     def check(self) -> None:
         try:

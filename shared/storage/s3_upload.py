@@ -1,21 +1,22 @@
-"""Streaming multipart upload to S3: at most one part buffered while it fills.
+"""Streaming multipart upload to S3: several parts in flight, memory bounded.
 
-The writer sends each part as soon as it is full (up to ``concurrency`` parts in
-flight, so hashing and compressing overlap the network), publishes the object with
-``CompleteMultipartUpload`` on success and aborts the upload on any error, so no
-orphaned parts and no object are left. An object smaller than one part is sent with
-a single ``PutObject`` at the end, which is atomic too.
+``write`` only copies into the part filling: a full part is handed to a small thread
+pool and the caller goes on at once, so the dump, the hashing and the network overlap.
+At most ``concurrency`` parts (and at most ``IN_FLIGHT_BYTES``) are being sent at a
+time, beside the one filling; when that many are out, ``write`` waits for one to
+finish. Part buffers are allocated once and reused, so memory is bounded by
+(parts in flight + 1) × part size whatever the backup size, without the heap growing
+from one part to the next. A part that fails fails the next ``write`` (not the end of a
+long dump), and the upload is aborted: no orphaned parts, no object. ``publish``
+completes the upload; an object smaller than one part is sent with a single
+``PutObject`` at the end, which is atomic too.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-from bisect import bisect_right
-from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import accumulate
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
@@ -32,9 +33,12 @@ DEFAULT_PART_SIZE = 8 * MiB
 # 8 MiB parts cover the first 1.9 GiB, and 10,000 parts hold ~1.6 TiB (a 1 TB backup
 # ends near part 7,750 with 248 MiB parts). Small backups keep small buffers.
 GROWTH_EVERY = 250
-# Bytes of parts being sent at once, beside the one filling: two 8 MiB parts overlap
-# hashing with the network; once parts grow, one at a time keeps memory bounded.
-IN_FLIGHT_BYTES = 16 * MiB
+# Parts being sent at once. Four 8 MiB parts keep a local MinIO and a remote store busy
+# while the next one fills; more only adds memory on the 2-4 cores a worker usually has.
+DEFAULT_CONCURRENCY = 4
+# ...and at most this many bytes of them: once parts grow past 8 MiB fewer are in
+# flight (one when they are over 16 MiB), so memory stays bounded for a 1 TB backup.
+IN_FLIGHT_BYTES = 32 * MiB
 # CopyObject copies at most 5 GiB in one request; above it s3transfer copies in parts.
 COPY_THRESHOLD = 5 * GiB
 
@@ -53,48 +57,9 @@ def part_size(number: int, base: int = DEFAULT_PART_SIZE, size_hint: int | None 
     return min(MAX_PART_SIZE, base * (1 + (number - 1) // GROWTH_EVERY))
 
 
-class ChunksReader(io.RawIOBase):
-    """A seekable file over a list of chunks, so a part is sent without a joined copy.
-
-    botocore reads a body more than once (payload signing, retries), hence ``seek``.
-    """
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self._chunks = chunks
-        self._starts = list(accumulate((len(c) for c in chunks), initial=0))
-        self._size = self._starts[-1]
-        self._pos = 0
-
-    def __len__(self) -> int:
-        return self._size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = min(max(0, base + offset), self._size)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        written = 0
-        index = bisect_right(self._starts, self._pos) - 1
-        while written < len(view) and self._pos < self._size:
-            chunk = self._chunks[index]
-            offset = self._pos - self._starts[index]
-            count = min(len(chunk) - offset, len(view) - written)
-            view[written:written + count] = memoryview(chunk)[offset:offset + count]
-            written += count
-            self._pos += count
-            index += 1
-        return written
+def parts_in_flight(size: int, concurrency: int = DEFAULT_CONCURRENCY) -> int:
+    """Return how many parts of ``size`` bytes may be sent at once (at least one)."""
+    return max(1, min(concurrency, IN_FLIGHT_BYTES // size))
 
 
 class MultipartWriter:
@@ -102,8 +67,8 @@ class MultipartWriter:
 
     def __init__(self, client: Any, bucket: str, key: str, extra_args: Mapping[str, str],
                  describe: Describe, *, base_part_size: int = DEFAULT_PART_SIZE,
-                 size_hint: int | None = None, concurrency: int = 2,
-                 copy_metadata: bool = True) -> None:
+                 size_hint: int | None = None, concurrency: int = DEFAULT_CONCURRENCY,
+                 copy_metadata: bool = False) -> None:
         self._client = client
         self._bucket = bucket
         self._key = key
@@ -113,28 +78,40 @@ class MultipartWriter:
         self._hint = size_hint
         self._concurrency = concurrency
         self._copy_metadata = copy_metadata
-        self._chunks: list[bytes] = []
+        # The part filling, and buffers of sent parts ready for reuse.
+        self._part = bytearray()
         self._buffered = 0
+        self._spare: list[bytearray] = []
         self._upload_id: str | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._in_flight: deque[Future[dict[str, Any]]] = deque()
+        self._in_flight: dict[Future[dict[str, Any]], bytearray] = {}
         self._parts: list[dict[str, Any]] = []
         self._submitted = 0
         self._metadata: dict[str, str] = {}
 
     def write(self, data: bytes) -> int:
-        if data:
-            self._chunks.append(bytes(data))
-            self._buffered += len(data)
-            if self._buffered >= part_size(self._submitted + 1, self._base, self._hint):
-                self._send_part()
+        view = memoryview(data).cast("B")
+        while view:
+            if self._buffered == len(self._part):
+                if self._part:  # full: send it (the first call has nothing yet)
+                    self._send_part()
+                self._part = self._buffer(part_size(self._submitted + 1, self._base,
+                                                    self._hint))
+            count = min(len(view), len(self._part) - self._buffered)
+            self._part[self._buffered:self._buffered + count] = view[:count]
+            self._buffered += count
+            view = view[count:]
         return len(data)
 
     def flush(self) -> None:
         """Do nothing: parts go out when full; ``publish`` sends the rest."""
 
     def set_metadata(self, metadata: Mapping[str, str]) -> None:
-        """Store ``metadata`` (small strings, e.g. checksums) with the published object."""
+        """Store ``metadata`` (small strings, e.g. checksums) with the published object.
+
+        Free for an object sent in one ``PutObject``; a multipart object gets it only
+        with ``copy_metadata`` (a server-side copy, see :meth:`_apply_metadata`).
+        """
         self._metadata.update(metadata)
 
     def publish(self) -> None:
@@ -145,11 +122,12 @@ class MultipartWriter:
                            **self._extra)
                 return
             if self._buffered:
+                del self._part[self._buffered:]  # the last part is shorter
                 self._send_part()
-            while self._in_flight:
-                self._parts.append(self._in_flight.popleft().result())
+            self._harvest(until=0)
             self._call("complete_multipart_upload", UploadId=self._upload_id,
-                       MultipartUpload={"Parts": self._parts})
+                       MultipartUpload={"Parts": sorted(self._parts,
+                                                        key=lambda p: p["PartNumber"])})
             self._upload_id = None
         except BaseException as exc:
             self.abort()
@@ -163,12 +141,10 @@ class MultipartWriter:
 
     def abort(self) -> None:
         """Drop what was buffered and abort the multipart upload, if one was started."""
-        self._chunks.clear()
+        self._part, self._spare = bytearray(), []
         self._buffered = 0
-        # Let parts already being sent finish first: an abort racing an UploadPart
-        # could leave that part behind.
-        for future in self._in_flight:
-            future.cancel()
+        # Parts not started are cancelled; parts being sent finish first, since an
+        # abort racing an UploadPart could leave that part behind.
         self._shutdown()
         self._in_flight.clear()
         if self._upload_id is not None:
@@ -186,30 +162,54 @@ class MultipartWriter:
             Bucket=self._bucket, Key=self._key, **kwargs)
         return result
 
-    def _take(self) -> ChunksReader:
-        body = ChunksReader(self._chunks)
-        self._chunks = []
-        self._buffered = 0
-        return body
+    def _take(self) -> bytes:
+        """Return what was written, for an object sent in one ``PutObject``."""
+        data = bytes(memoryview(self._part)[:self._buffered])
+        self._part, self._buffered = bytearray(), 0
+        return data
+
+    def _buffer(self, size: int) -> bytearray:
+        """Return a part buffer of ``size`` bytes: a spare one, else a new one."""
+        while self._spare:
+            spare = self._spare.pop()
+            if len(spare) == size:
+                return spare
+        return bytearray(size)
 
     def _send_part(self) -> None:
         try:
             if self._upload_id is None:
                 self._upload_id = self._call("create_multipart_upload", **self._extra)["UploadId"]
                 self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="s3-part")
-            # Bound memory: wait for the oldest part before buffering another.
             size = part_size(self._submitted + 1, self._base, self._hint)
-            limit = max(1, min(self._concurrency, IN_FLIGHT_BYTES // size))
-            while len(self._in_flight) >= limit:
-                self._parts.append(self._in_flight.popleft().result())
+            # Bound memory: with the limit reached, wait for a part before adding one.
+            self._harvest(until=parts_in_flight(size, self._concurrency) - 1)
         except Exception as exc:
             raise self._describe(exc, f"cannot upload {self._key}") from exc
         self._submitted += 1
         assert self._pool is not None
-        self._in_flight.append(self._pool.submit(self._upload_part, self._submitted,
-                                                 self._take()))
+        part, self._part, self._buffered = self._part, bytearray(), 0
+        # The buffer itself is the body (botocore signs and sends it in one call each,
+        # where a file would be read 8 KiB at a time); it is reused once the part is in.
+        self._in_flight[self._pool.submit(self._upload_part, self._submitted, part)] = part
 
-    def _upload_part(self, number: int, body: ChunksReader) -> dict[str, Any]:
+    def _harvest(self, until: int) -> None:
+        """Collect finished parts, waiting while more than ``until`` are in flight.
+
+        A failed part raises here, at the next part or at the end, whichever comes
+        first, so a doomed upload is aborted without reading the rest of the dump.
+        """
+        while True:
+            done = [future for future in self._in_flight if future.done()]
+            for future in done:
+                part = self._in_flight.pop(future)
+                self._parts.append(future.result())
+                self._spare.append(part)
+            if len(self._in_flight) <= until:
+                return
+            wait(self._in_flight, return_when=FIRST_COMPLETED)
+
+    def _upload_part(self, number: int, body: bytearray) -> dict[str, Any]:
         response = self._call("upload_part", UploadId=self._upload_id, PartNumber=number,
                               Body=body)
         return {"PartNumber": number, "ETag": response["ETag"]}
@@ -224,8 +224,8 @@ class MultipartWriter:
 
         CreateMultipartUpload fixes metadata before the first part, when the
         checksums are not known yet. The copy is server-side but rewrites the data
-        (AWS always; MinIO for an object uploaded in parts); if it fails the object
-        is removed, so a failed write leaves nothing.
+        (AWS always; MinIO for an object uploaded in parts), hence off by default;
+        if it fails the object is removed, so a failed write leaves nothing.
         """
         source = {"Bucket": self._bucket, "Key": self._key}
         extra = {"Metadata": self._metadata, "MetadataDirective": "REPLACE", **self._extra}

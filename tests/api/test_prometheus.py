@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.prometheus import BackupCollector
@@ -13,12 +12,11 @@ from shared.config import Settings, load_settings
 from shared.metadata_db import MetadataDB
 from shared.metrics.record import record_backup
 from shared.models import Backup, Database, Package, utcnow
+from tests.conftest import Client
 
 
 def _samples(collector: BackupCollector) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    text = generate_latest(registry).decode()
+    text = collector.render()
     return {(s.name, frozenset(s.labels.items())): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
 
@@ -89,3 +87,14 @@ def test_an_unreachable_metadata_db_answers_instead_of_failing(tmp_path: Path) -
     closed = MetadataDB("postgresql://backup:pw@127.0.0.1:1/meta")
     samples = _samples(BackupCollector(closed, settings, celery=None))
     assert samples == {("backup_api_metadata_db_up", frozenset()): 0.0}
+
+
+def test_the_endpoint_serves_the_http_and_the_backup_metrics(api: Client) -> None:
+    assert api.get("/backups").status_code == 200
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    names = {family.name for family in text_string_to_metric_families(response.text)}
+    assert {"flask_http_request_duration_seconds", "backup_api_backups",
+            "backup_api_backup_duration_seconds", "backup_api_metadata_db_up"} <= names
+    assert 'url_rule="/backups"' in response.text

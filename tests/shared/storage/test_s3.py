@@ -25,9 +25,10 @@ def _closed_port() -> int:
 
 
 @pytest.mark.parametrize("size", [100, 2 * MIN_PART_SIZE + 7])
-def test_checksums_are_stored_as_object_metadata(minio: MinioServer, s3_bucket: str,
-                                                 size: int) -> None:
-    storage = S3Storage(minio.settings(s3_bucket), part_size=MIN_PART_SIZE)
+def test_object_metadata_true_stores_the_checksums_on_every_object(
+        minio: MinioServer, s3_bucket: str, size: int) -> None:
+    storage = S3Storage(minio.settings(s3_bucket, object_metadata=True),
+                        part_size=MIN_PART_SIZE)
     data = b"x" * size
     checksums = {"checksum-md5": hashlib.md5(data).hexdigest(),
                  "checksum-sha256": hashlib.sha256(data).hexdigest()}
@@ -40,10 +41,10 @@ def test_checksums_are_stored_as_object_metadata(minio: MinioServer, s3_bucket: 
     assert storage.metadata("db/a.dump") == checksums
 
 
-def test_object_metadata_false_skips_the_copy_of_multipart_objects(
+def test_by_default_only_single_put_objects_carry_metadata(
         minio: MinioServer, s3_bucket: str) -> None:
-    storage = S3Storage(minio.settings(s3_bucket, object_metadata=False),
-                        part_size=MIN_PART_SIZE)
+    # object_metadata is off by default: no server-side copy of multipart objects.
+    storage = S3Storage(minio.settings(s3_bucket), part_size=MIN_PART_SIZE)
     for key, size in (("small", 10), ("large", MIN_PART_SIZE + 1)):
         with storage.writer(key) as out:
             out.write(b"z" * size)
