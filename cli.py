@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from shared import logs, secrets
 from shared.catalog import effective
 from shared.config import DEFAULT_PORTS, Settings, load_settings
+from shared.config.notifications import channel_secrets
 from shared.errors import ConfigError, SecretKeyError
 
 if TYPE_CHECKING:
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--discard-unreadable", action="store_true",
                         help="erase the secrets no given key decrypts (their key is lost): "
                              "enter them again afterwards")
+    from worker import recover_cli
+
+    recover_cli.add_parser(sub)
     return parser
 
 
@@ -121,11 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         logs.add_secret(settings.storage.s3.secret_key)
     for key in settings.auth.keys:
         logs.add_secret(key.key)
+    for secret in channel_secrets(settings.notifications):
+        logs.add_secret(secret)
     handler = {"run": _run, "api": _api, "worker": _worker, "beat": _beat,
                "migrate": _migrate, "check-config": _check_config, "keys": _keys,
-               "secrets": _secrets}[args.command]
+               "secrets": _secrets, "recover": _recover}[args.command]
     try:
-        if args.command != "check-config":
+        # recover list/restore read only the storage: no key to load (or to generate).
+        if args.command != "check-config" and getattr(args, "recover_command", "import") \
+                == "import":
             _load_secret_key(settings, args.command)
         return handler(settings, args)
     except SecretKeyError as exc:
@@ -240,6 +248,14 @@ def _secrets(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _recover(settings: Settings, args: argparse.Namespace) -> int:
+    """List, restore or re-register backups from the storage alone (worker/recover_cli.py)."""
+    from worker import recover_cli
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return recover_cli.run(settings, args, prepare=_prepare)
+
+
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
     _prepare(settings)
     print("metadata DB is up to date")
@@ -262,6 +278,9 @@ def _check_config(settings: Settings, _: argparse.Namespace) -> int:
         "auth": {"disabled": settings.auth.disabled,
                  "metrics_public": settings.auth.metrics_public,
                  "keys": [{"name": k.name, "scopes": list(k.scopes)} for k in settings.auth.keys]},
+        # Which channel hears what; never a URL, a secret or a password.
+        "notifications": [{"name": c.name, "type": c.type, "events": list(c.events)}
+                          for c in settings.notifications],
     }
     for spec in settings.databases:
         eff = effective(spec, settings.global_)
@@ -270,7 +289,7 @@ def _check_config(settings: Settings, _: argparse.Namespace) -> int:
             "host": spec.host, "port": spec.port or DEFAULT_PORTS[spec.engine],
             "username": spec.username, "password": "***" if spec.password else None,
             "database_name": spec.database_name, "package": spec.package,
-            "restore_target": spec.restore_target,
+            "restore_target": spec.restore_target, "max_size_bytes": spec.max_size_bytes,
             "enabled": spec.enabled, **vars(eff),
         })
     report["tools"], missing = tool_report(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,11 +13,14 @@ from sqlalchemy.orm import Session
 
 from shared.config import (
     DEFAULT_PORTS,
+    KEEP_KEYS,
     DatabaseSpec,
     EncryptionSettings,
     GlobalSettings,
     Settings,
+    VerifySettings,
 )
+from shared.config.verify import merged
 from shared.encryption import AGE
 from shared.engines import Target
 from shared.engines.options import api_option_errors
@@ -31,7 +35,7 @@ _T = TypeVar("_T")
 _SPEC_COLUMNS = (
     "engine", "host", "database_name", "username", "password", "options", "schedule",
     "timezone", "compression", "retention_days", "max_backups", "min_backups", "package",
-    "enabled", "restore_target",
+    "enabled", "restore_target", *KEEP_KEYS,
 )
 
 
@@ -47,6 +51,11 @@ class Effective:
     min_backups: int
     # What new backups are encrypted with: {"type": "age", "recipients": [...]}, or None.
     encryption: dict[str, Any] | None = None
+    # Long-term (GFS) retention counts; 0: the rule is off.
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
 
 
 def _or(value: _T | None, default: _T) -> _T:
@@ -63,6 +72,7 @@ def effective(db: Database | DatabaseSpec, defaults: GlobalSettings) -> Effectiv
         max_backups=_or(db.max_backups, defaults.max_backups),
         min_backups=_or(db.min_backups, defaults.min_backups),
         encryption=effective_encryption(db, defaults),
+        **{key: _or(getattr(db, key), getattr(defaults, key)) for key in KEEP_KEYS},
     )
 
 
@@ -110,6 +120,19 @@ def identity_files(settings: Settings, database_id: str | None) -> list[str]:
     if settings.global_.encryption:
         files.append(settings.global_.encryption.identity_file)
     return [path for path in dict.fromkeys(files) if path]
+
+
+def verify_settings(settings: Settings, database_id: str, engine: str) -> VerifySettings:
+    """Return the ``verify`` settings of ``database_id``: its own keys over the global ones.
+
+    Only the config declares them per database; one registered through the API follows
+    the global section. A scratch server declared for another engine is not used.
+    """
+    own = next((spec.verify for spec in settings.databases if spec.id == database_id), None)
+    found = merged(own, settings.global_.verify)
+    if found.scratch is not None and found.scratch.engine not in (None, engine):
+        found = dataclasses.replace(found, scratch=None)
+    return found
 
 
 def target_of(db: Database) -> Target:

@@ -35,6 +35,13 @@ class ArtifactNotFound(StorageError):
     """The requested key does not exist in storage."""
 
 
+class Cancelled(BackupApiError):
+    """A job was stopped on request (``POST …/cancel``): neither a success nor a failure.
+
+    Not a ``BackupError``: whoever catches failures must not record a cancel as one.
+    """
+
+
 class PackageError(BackupApiError):
     """A package could not be built; the message is stored on the package row."""
 

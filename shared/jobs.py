@@ -9,7 +9,10 @@ A job is a row (backup, package, restore) plus a Celery message carrying its id:
 3. whoever gives up on a row (worker, reaper, beat, API) fails it with
    ``fail_backup`` / ``fail_package`` / ``fail_restore``, which count it in the metrics
    in the same transaction, so the counters never disagree with the rows; a backup
-   whose worker died is first tried again (``interrupt_backup``, ``global.max_attempts``).
+   whose worker died is first tried again (``interrupt_backup``, ``global.max_attempts``);
+4. ``POST …/cancel`` calls ``request_cancel``: a pending row is cancelled at once, a
+   running one gets ``cancel_requested_at`` and its worker stops it and calls
+   ``cancel_job`` (counted as ``cancelled``: neither a success nor a failure).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, update
+from sqlalchemy import ColumnElement, CursorResult, and_, func, update
 from sqlalchemy.orm import Session
 
 from shared.catalog import effective, package_encryption
@@ -85,6 +88,21 @@ def new_package(ctx: Context, *, fmt: str | None = None, trigger: str = "manual"
                    database_ids=list(dict.fromkeys(database_ids)) if database_ids else None)
 
 
+def new_verification(backup: Backup, *, test_restore: bool, trigger: str = "manual",
+                     scheduled_for: datetime | None = None) -> Restore:
+    """Return a pending verification of ``backup`` (the caller adds it, commits, enqueues it).
+
+    What was asked travels in ``details`` (``test_restore``, ``trigger`` and the cron slot
+    of a scheduled one); the worker adds what it checked.
+    """
+    asked: dict[str, Any] = {"test_restore": test_restore, "trigger": trigger}
+    if scheduled_for is not None:
+        asked["scheduled_for"] = scheduled_for.isoformat()
+    return Restore(kind="verify", backup_id=backup.id, database_id=backup.database_id,
+                   target_database_id=None, confirm=False, status="pending",
+                   created_at=utcnow(), details=asked)
+
+
 def fail_backup(session: Session, backup_id: str, message: str, *, only_if: OnlyIf = None,
                 duration: float | None = None, now: datetime | None = None) -> bool:
     """Mark a backup failed with ``message`` and count it, in ``session``; True if it was.
@@ -116,6 +134,11 @@ def interrupt_backup(session: Session, backup: Backup, reason: str, *, max_attem
     arrived) is left alone (``None``). Deleting the partial artifact is the caller's.
     """
     seen = and_(only_if, Backup.attempt == backup.attempt)
+    if backup.cancel_requested_at is not None:
+        # Someone asked to stop it: its worker's death does not earn it another try.
+        cancelled = cancel_job(session, Backup, backup.id, f"cancelled on request; {reason}",
+                               only_if=seen, now=now)
+        return "cancelled" if cancelled else None
     if backup.attempt < max_attempts:
         # heartbeat_at of a pending row is when it was last enqueued (worker/beat/reaper.py);
         # started_at keeps the interrupted attempt's start until the next one starts.
@@ -177,6 +200,56 @@ def fail_restore(session: Session, restore_id: str, message: str, *,
         status="failed", finished_at=utcnow(), error=message))).rowcount)
 
 
+JobModel = type[Backup] | type[Package] | type[Restore]
+
+
+def cancel_job(session: Session, model: JobModel, row_id: str, message: str, *,
+               only_if: OnlyIf = None, duration: float | None = None,
+               now: datetime | None = None) -> bool:
+    """Mark a backup, package or restore ``cancelled`` with ``message``; True if it was.
+
+    Backups and packages are counted with ``status="cancelled"`` (neither a success nor
+    a failure: no alert fires, and the last success stays what it was) and lose their
+    key and checksums like a failed row; deleting the partial artifact is the caller's.
+    """
+    now = now or utcnow()
+    values: dict[str, Any] = {"status": "cancelled", "finished_at": now, "error": message,
+                              "cancel_requested_at": func.coalesce(model.cancel_requested_at,
+                                                                   now)}
+    if model is not Restore:
+        values.update(_NO_ARTIFACT)
+    statement = update(model).where(model.id == row_id, *_conditions(model, only_if))
+    if model is Backup:
+        row = session.execute(statement.values(**values)
+                              .returning(Backup.database_id, Backup.engine)).first()
+        if row is not None:
+            record_backup(session, row.database_id, row.engine, "cancelled", duration)
+        return row is not None
+    done = bool(cast(CursorResult[Any], session.execute(statement.values(**values))).rowcount)
+    if done and model is Package:
+        increment(session, PACKAGES_TOTAL, {"status": "cancelled"})
+    return done
+
+
+def request_cancel(session: Session, model: JobModel, row_id: str,
+                   now: datetime | None = None) -> bool:
+    """Cancel a pending job at once, or ask the worker of a running one to stop it.
+
+    Return False when the job is already finished (the caller says how). A pending
+    row is cancelled in one UPDATE, so a worker claiming it at the same moment either
+    finds it cancelled or has it running, and then sees ``cancel_requested_at``
+    (asking again keeps the first time).
+    """
+    now = now or utcnow()
+    if cancel_job(session, model, row_id, "cancelled on request before it started",
+                  only_if=("pending",), now=now):
+        return True
+    asked = cast(CursorResult[Any], session.execute(
+        update(model).where(model.id == row_id, model.status == "running").values(
+            cancel_requested_at=func.coalesce(model.cancel_requested_at, now)))).rowcount
+    return bool(asked)
+
+
 class FailRow(Protocol):
     """``fail_backup``, ``fail_package`` or ``fail_restore``."""
 
@@ -202,8 +275,7 @@ def enqueue(ctx: Context, send: Send, task: str, row_id: str, what: str,
     return True
 
 
-def _conditions(model: type[Backup] | type[Package] | type[Restore],
-                only_if: OnlyIf) -> list[ColumnElement[bool]]:
+def _conditions(model: JobModel, only_if: OnlyIf) -> list[ColumnElement[bool]]:
     if only_if is None:
         return []
     if isinstance(only_if, ColumnElement):

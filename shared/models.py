@@ -73,6 +73,12 @@ class Database(Base):
     retention_days: Mapped[int | None] = mapped_column(Integer)
     max_backups: Mapped[int | None] = mapped_column(Integer)
     min_backups: Mapped[int | None] = mapped_column(Integer)
+    # Long-term (GFS) retention, 0011: the newest backup of each of the last N days,
+    # ISO weeks, months and years stays (shared/retention/policy.py).
+    keep_daily: Mapped[int | None] = mapped_column(Integer)
+    keep_weekly: Mapped[int | None] = mapped_column(Integer)
+    keep_monthly: Mapped[int | None] = mapped_column(Integer)
+    keep_yearly: Mapped[int | None] = mapped_column(Integer)
     package: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # Whether backups of *other* databases may be restored over this one.
@@ -114,10 +120,24 @@ class Backup(Base):
     encryption: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # 1 for the first try; a backup interrupted by a worker's death is tried again.
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    # The latest verification (0010): ok | corrupt | restore_failed, and what was checked.
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verify_status: Mapped[str | None] = mapped_column(String(16))
+    verify_details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Rows per table (documents per collection) in the source when the backup was taken.
+    source_counts: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    # The pg_dumpall --globals-only artifact beside the dump (options.globals).
+    globals_key: Mapped[str | None] = mapped_column(String(1024))
+    # POST /backups/{id}/cancel asks; the worker running it stops and marks it cancelled.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         # Listing one database's backups newest first, at any number of rows.
         Index("ix_backups_database_created", "database_id", "created_at"),
+        # Listing all, or by status, newest first; the metrics' latest success (0009).
+        Index("ix_backups_created_id", "created_at", "id"),
+        Index("ix_backups_status_created_id", "status", "created_at", "id"),
+        Index("ix_backups_status_database_finished", "status", "database_id", "finished_at"),
         # At most one pending/running backup per database, enforced by the database
         # itself so that two concurrent requests (or schedulers) cannot both win.
         Index(
@@ -164,6 +184,7 @@ class Package(Base):
     missing: Mapped[list[str]] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text)
     encryption: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         # At most one pending package at a time: a flood of requests cannot fill the
@@ -199,6 +220,8 @@ class Restore(Base):
     database_id: Mapped[str] = mapped_column(String(63))
     target_database_id: Mapped[str | None] = mapped_column(String(63))
     confirm: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Apply the backup's PostgreSQL globals (roles, tablespaces) first and keep owners (0011).
+    apply_globals: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -206,6 +229,7 @@ class Restore(Base):
     # What was checked: bytes read, checksums recomputed, tool output summary.
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def duration_seconds(self) -> float | None:

@@ -87,7 +87,7 @@ class Client:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             body = self.get(path).json()
-            if body["status"] in ("completed", "failed"):
+            if body["status"] in ("completed", "failed", "cancelled"):
                 return body
             time.sleep(0.3)
         raise AssertionError(f"{path} still {body['status']} after {timeout}s")

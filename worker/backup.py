@@ -15,19 +15,26 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import ColumnElement, CursorResult, and_, update
 
 from shared.allowed_hosts import AllowedHosts, reachable
-from shared.catalog import target_of
+from shared.catalog import target_of, verify_settings
 from shared.compression import EXTENSIONS, make_compressor
 from shared.context import Context
 from shared.encryption import SUFFIX, make_encryptor
 from shared.engines import HEAD_BYTES, get_dump_engine, run_dump
-from shared.errors import BackupError, DumpError, redact
+from shared.engines.scratch import counted_dump
+from shared.errors import BackupError, Cancelled, DumpError, redact
 from shared.hashing import Digests
-from shared.jobs import fail_backup
+from shared.jobs import cancel_job, fail_backup
 from shared.leftovers import discard
 from shared.logs import add_secret, event
 from shared.metrics.record import record_backup
 from shared.models import Backup, Database, utcnow
+from shared.notify import backup_notice, notify, wants
+from shared.recovery.sidecars import SIDECAR_VERSION, source_of
 from shared.retention.apply import run_retention
+from shared.stopping import Cancellation
+from worker.bounds import check_free_space, max_size_of, over_max_size
+from worker.cancel import watch_cancel
+from worker.pg_globals import discard_globals, dump_globals
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,8 @@ class Stored:
     sha256: str
     raw_size: int
     tools: dict[str, str]
+    # Rows per table in the dump's snapshot, for test restores (verify.test_restore).
+    source_counts: dict[str, int] | None = None
 
 
 def artifact_key(database_id: str, engine: str, compression: str, backup_id: str,
@@ -70,13 +79,17 @@ def run_backup(ctx: Context, backup_id: str) -> None:
              extra=_fields(backup, "start"))
     # Until the outcome is recorded: writing the sidecar, or cleaning up after a storage
     # outage, may take a while, and the reaper must not take this worker for dead.
-    with _heartbeat(ctx, backup):
+    with _heartbeat(ctx, backup), watch_cancel(ctx, Backup, backup.id, "backup") as cancel:
         try:
             if database is None:
                 raise BackupError(f"database {backup.database_id} no longer exists")
             assert backup.storage_key is not None
-            stored = dump_to_storage(ctx, backup, database)
-            ctx.storage.write_sidecar(backup.storage_key, _sidecar(backup, stored))
+            stored = dump_to_storage(ctx, backup, database, cancel)
+            globals_ = dump_globals(ctx, backup, database)  # options.globals (PostgreSQL)
+            ctx.storage.write_sidecar(backup.storage_key,
+                                      {**_sidecar(backup, stored, database), **globals_})
+        except Cancelled as exc:
+            _cancel(ctx, backup, exc.message)
         except BackupError as exc:
             _fail(ctx, backup, redact(exc.message, secrets))
         except SoftTimeLimitExceeded:
@@ -90,24 +103,37 @@ def run_backup(ctx: Context, backup_id: str) -> None:
             _complete(ctx, backup, stored)
 
 
-def dump_to_storage(ctx: Context, backup: Backup, database: Database) -> Stored:
+def dump_to_storage(ctx: Context, backup: Backup, database: Database,
+                    cancel: Cancellation | None = None) -> Stored:
     """Stream the engine's dump through the compressor and the encryptor (when the row
-    says so) into storage, hashing the stored bytes."""
+    says so) into storage, hashing the stored bytes.
+
+    On local storage, first check there is room (``worker/bounds.py``); stop the dump
+    when the stored bytes pass ``databases[].max_size_bytes`` or ``cancel`` is requested.
+    """
+    check_free_space(ctx, backup)
+    max_size = max_size_of(ctx.settings, database.id)
     # Checked (and pinned to the checked address) before anything connects, the probe too.
     target = reachable(target_of(database), AllowedHosts.of(ctx.settings.global_.allowed_hosts))
     engine = get_dump_engine(database.engine).resolve(target)
     command = engine.build_dump(target)
-    compressor = make_compressor(backup.compression)
+    compressor = make_compressor(backup.compression,
+                                 zstd_level=ctx.settings.global_.zstd_level,
+                                 zstd_threads=ctx.settings.global_.zstd_threads)
     encryptor = make_encryptor(backup.encryption)
-    digests = Digests()
+    digests = Digests(background=True)  # the dump is read while the hashes run
     raw_size = 0
     head = b""
     assert backup.storage_key is not None
     # The writer is outermost: if the dump fails when it ends, the writer sees the
     # error and discards the partial artifact instead of publishing it.
+    counts_wanted = verify_settings(ctx.settings, database.id, database.engine).test_restore
     with ctx.storage.writer(backup.storage_key) as out, encryptor:
-        with run_dump(command) as dump:
+        with counted_dump(database.engine, target, counts_wanted) as counting, \
+                run_dump(counting.with_snapshot(command), cancel) as dump:
             while chunk := dump.read(CHUNK):
+                if cancel is not None:
+                    cancel.check()
                 raw_size += len(chunk)
                 if len(head) < HEAD_BYTES:
                     head += chunk[:HEAD_BYTES - len(head)]
@@ -115,6 +141,9 @@ def dump_to_storage(ctx: Context, backup: Backup, database: Database) -> Stored:
                 if data:
                     digests.update(data)
                     out.write(data)
+                if max_size is not None and digests.size > max_size:
+                    raise BackupError(over_max_size(database.id, max_size, digests.size,
+                                                    engine.tool))
         # The tool exited 0 here; an empty stream is still a failure.
         if raw_size == 0:
             raise DumpError(f"{engine.tool} exited successfully but produced an empty dump")
@@ -124,7 +153,7 @@ def dump_to_storage(ctx: Context, backup: Backup, database: Database) -> Stored:
         out.write(tail)
         out.set_metadata({"checksum-md5": digests.md5, "checksum-sha256": digests.sha256})
     return Stored(size=digests.size, md5=digests.md5, sha256=digests.sha256, raw_size=raw_size,
-                  tools=engine.tool_versions())
+                  tools=engine.tool_versions(), source_counts=counting.counts)
 
 
 def _claim(ctx: Context, backup_id: str) -> tuple[Backup | None, Database | None]:
@@ -195,7 +224,8 @@ def _complete(ctx: Context, backup: Backup, stored: Stored) -> None:
         completed = cast(CursorResult[Any], session.execute(
             update(Backup).where(_ours(backup)).values(
                 status="completed", finished_at=now, size_bytes=stored.size,
-                checksum_md5=stored.md5, checksum_sha256=stored.sha256, error=None)
+                checksum_md5=stored.md5, checksum_sha256=stored.sha256, error=None,
+                source_counts=stored.source_counts, globals_key=backup.globals_key)
         )).rowcount
         # Counted in the same transaction as the status, once per backup.
         if completed:
@@ -207,10 +237,15 @@ def _complete(ctx: Context, backup: Backup, stored: Stored) -> None:
                     backup.id)
         assert backup.storage_key is not None
         discard(ctx, backup.storage_key)
+        discard_globals(ctx, backup)
         return
     log.info("backup %s of %s completed: %d bytes", backup.id, backup.database_id, stored.size,
              extra=_fields(backup, "complete", duration_seconds=duration,
                            size_bytes=stored.size))
+    if wants(ctx.settings.notifications, "backup_completed"):
+        notify(ctx, backup_notice("backup_completed", backup, finished_at=now,
+                                  duration=duration, size_bytes=stored.size,
+                                  sha256=stored.sha256))
     try:
         run_retention(ctx, [backup.database_id])
     except Exception:  # noqa: BLE001 - the backup itself succeeded
@@ -220,15 +255,31 @@ def _complete(ctx: Context, backup: Backup, stored: Stored) -> None:
 def _fail(ctx: Context, backup: Backup, message: str) -> None:
     if backup.storage_key:
         discard(ctx, backup.storage_key)
+    discard_globals(ctx, backup)
     now = utcnow()
     duration = _seconds(backup, now)
     with ctx.db.session() as session:
         # Only while this attempt runs: the reaper may have failed (and counted) or
         # retried it already.
-        fail_backup(session, backup.id, message, only_if=_ours(backup), duration=duration,
-                    now=now)
+        failed = fail_backup(session, backup.id, message, only_if=_ours(backup),
+                             duration=duration, now=now)
     log.warning("backup %s of %s failed: %s", backup.id, backup.database_id, message,
                 extra=_fields(backup, "fail", duration_seconds=duration, error=message))
+    if failed:  # after commit; queued, never waited for
+        notify(ctx, backup_notice("backup_failed", backup, error=message, finished_at=now,
+                                  duration=duration))
+
+
+def _cancel(ctx: Context, backup: Backup, message: str) -> None:
+    if backup.storage_key:
+        discard(ctx, backup.storage_key)
+    now = utcnow()
+    duration = _seconds(backup, now)
+    with ctx.db.session() as session:
+        cancel_job(session, Backup, backup.id, message, only_if=_ours(backup), now=now,
+                   duration=duration)
+    log.warning("backup %s of %s %s", backup.id, backup.database_id, message,
+                extra=_fields(backup, "cancel", duration_seconds=duration, error=message))
 
 
 def _seconds(backup: Backup, now: datetime) -> float | None:
@@ -240,8 +291,11 @@ def _fields(backup: Backup, stage: str, **more: object) -> dict[str, object]:
                  engine=backup.engine, **more)
 
 
-def _sidecar(backup: Backup, stored: Stored) -> dict[str, object]:
+def _sidecar(backup: Backup, stored: Stored, database: Database) -> dict[str, object]:
     return {
+        # What `backup-api recover` reads with no metadata DB (shared/recovery/sidecars.py).
+        "sidecar_version": SIDECAR_VERSION, "kind": "backup",
+        "database": source_of(database), "source_counts": stored.source_counts,
         "backup_id": backup.id, "database_id": backup.database_id, "engine": backup.engine,
         "compression": backup.compression, "size_bytes": stored.size,
         "uncompressed_bytes": stored.raw_size, "checksum_md5": stored.md5,

@@ -22,13 +22,14 @@ from sqlalchemy import update
 
 from shared.context import Context
 from shared.encryption import Encryptor, make_encryptor
-from shared.errors import ArtifactNotFound, BackupApiError, PackageError
+from shared.errors import ArtifactNotFound, BackupApiError, Cancelled, PackageError
 from shared.hashing import Digests
-from shared.jobs import fail_package
+from shared.jobs import cancel_job, fail_package
 from shared.leftovers import discard
 from shared.metrics.counters import increment
 from shared.metrics.record import PACKAGES_TOTAL
 from shared.models import Package, utcnow
+from shared.notify import notify, package_notice
 from shared.packaging.archive import CHUNK, ArchiveWriter, open_archive
 from shared.packaging.selection import (
     MANIFEST_NAME,
@@ -39,7 +40,9 @@ from shared.packaging.selection import (
     select_members,
 )
 from shared.retention.apply import apply_package_retention
+from shared.stopping import Cancellation
 from shared.storage import Storage
+from worker.cancel import watch_cancel
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +71,12 @@ def run_package(ctx: Context, package_id: str) -> None:
         _record_selection(ctx, package.id, selection)
         if selection.empty_reason:
             raise PackageError(selection.empty_reason)
-        built = build_package(ctx.storage, package, selection)
+        with watch_cancel(ctx, Package, package.id, "package") as cancel:
+            built = build_package(ctx.storage, package, selection, cancel)
         assert package.storage_key is not None
         ctx.storage.write_sidecar(package.storage_key, _sidecar(package, selection, built))
+    except Cancelled as exc:
+        _cancel(ctx, package, exc.message)
     except BackupApiError as exc:
         _fail(ctx, package, exc.message)
     except SoftTimeLimitExceeded:
@@ -86,8 +92,12 @@ def run_package(ctx: Context, package_id: str) -> None:
             log.exception("package retention failed after package %s", package_id)
 
 
-def build_package(storage: Storage, package: Package, selection: Selection) -> Built:
-    """Stream the manifest and every member into the package's key; hash the output."""
+def build_package(storage: Storage, package: Package, selection: Selection,
+                  cancel: Cancellation | None = None) -> Built:
+    """Stream the manifest and every member into the package's key; hash the output.
+
+    ``cancel``, once requested, stops it at the next chunk (``Cancelled``).
+    """
     assert package.storage_key is not None
     _check_present(storage, selection.members)
     digests = Digests()
@@ -95,7 +105,7 @@ def build_package(storage: Storage, package: Package, selection: Selection) -> B
     encryptor = make_encryptor(package.encryption)
     # The writer is outermost: an error anywhere inside discards the partial package.
     with storage.writer(package.storage_key) as out, encryptor:
-        sink = _HashingSink(out, digests, encryptor)
+        sink = _HashingSink(out, digests, encryptor, cancel)
         archive = open_archive(package.format, sink, gzip_level=gzip_level)
         try:
             archive.add_bytes(MANIFEST_NAME,
@@ -184,12 +194,16 @@ class _VerifiedSource:
 class _HashingSink:
     """Encrypt (or not), then hash and store: the checksums are of the stored bytes."""
 
-    def __init__(self, out: Any, digests: Digests, encryptor: Encryptor) -> None:
+    def __init__(self, out: Any, digests: Digests, encryptor: Encryptor,
+                 cancel: Cancellation | None = None) -> None:
         self._out = out
         self._digests = digests
         self._encryptor = encryptor
+        self._cancel = cancel
 
     def write(self, data: bytes) -> None:
+        if self._cancel is not None:
+            self._cancel.check()
         self._store(self._encryptor.encrypt(data))
 
     def finish(self) -> None:
@@ -243,8 +257,18 @@ def _fail(ctx: Context, package: Package, message: str) -> None:
     if package.storage_key:
         discard(ctx, package.storage_key)  # or later, if the storage is down
     with ctx.db.session() as session:
-        fail_package(session, package.id, message)
+        failed = fail_package(session, package.id, message)
     log.warning("package %s failed: %s", package.id, message)
+    if failed:  # after commit; queued, never waited for
+        notify(ctx, package_notice(package, message))
+
+
+def _cancel(ctx: Context, package: Package, message: str) -> None:
+    if package.storage_key:
+        discard(ctx, package.storage_key)
+    with ctx.db.session() as session:
+        cancel_job(session, Package, package.id, message, only_if=("running",))
+    log.warning("package %s %s", package.id, message)
 
 
 def _sidecar(package: Package, selection: Selection, built: Built) -> dict[str, object]:

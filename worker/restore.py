@@ -40,9 +40,17 @@ from shared.context import Context
 from shared.encryption import Decryptor, Identity, identities_for
 from shared.engines import DumpCommand, get_dump_engine, run_restore
 from shared.engines.base import Feed, ToolFailed
-from shared.errors import BackupError, redact
+from shared.engines.pg_globals import with_owners
+from shared.errors import BackupError, Cancelled, redact
 from shared.hashing import Digests
+from shared.jobs import cancel_job
 from shared.models import Backup, Database, Restore, utcnow
+from shared.notify import notify, verify_notice
+from shared.stopping import Cancellation
+from shared.storage import Storage
+from worker.cancel import watch_cancel
+from worker.pg_globals import apply_globals
+from worker.verification import record_verification, run_test_restore, verdict
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -59,19 +67,34 @@ def run_restore_job(ctx: Context, restore_id: str) -> None:
     restore, backup, target_db = claimed
     secrets = [target_db.password] if target_db else []
     try:
-        details = _perform(ctx, restore, backup, target_db)
+        with watch_cancel(ctx, Restore, restore_id, restore.kind) as cancel:
+            details = _perform(ctx, restore, backup, target_db, cancel)
+    except Cancelled as exc:
+        # The tool was killed before its input ended: pg_restore --single-transaction
+        # rolled back; mongorestore keeps the collections it had replaced.
+        with ctx.db.session() as session:
+            cancel_job(session, Restore, restore_id, exc.message, only_if=("running",))
+        log.warning("%s %s %s", restore.kind, restore_id, exc.message)
     except BackupError as exc:
-        _finish(ctx, restore_id, "failed", error=redact(exc.message, secrets))
+        _finish(ctx, restore_id, "failed", error=redact(exc.message, secrets),
+                details=getattr(exc, "details", None), verdict=_verdict(restore, exc))
     except Exception as exc:  # noqa: BLE001 - any other error must still fail the row
         log.exception("restore %s failed unexpectedly", restore_id)
         _finish(ctx, restore_id, "failed",
-                error=redact(f"internal error: {type(exc).__name__}: {exc}", secrets))
+                error=redact(f"internal error: {type(exc).__name__}: {exc}", secrets),
+                verdict=_verdict(restore, exc))
     else:
-        _finish(ctx, restore_id, "completed", details=details)
+        _finish(ctx, restore_id, "completed", details={**(restore.details or {}), **details},
+                verdict=_verdict(restore, None))
+
+
+def _verdict(restore: Restore, exc: BaseException | None) -> str | None:
+    """Return what a verification's outcome says of its backup (None for a restore)."""
+    return verdict(exc) if restore.kind == "verify" else None
 
 
 def _perform(ctx: Context, restore: Restore, backup: Backup | None,
-             target_db: Database | None) -> dict[str, Any]:
+             target_db: Database | None, cancel: Cancellation | None = None) -> dict[str, Any]:
     if backup is None or backup.status != "completed" or not backup.storage_key:
         raise BackupError(f"backup {restore.backup_id} is gone or not completed")
     engine = get_dump_engine(backup.engine)
@@ -79,6 +102,11 @@ def _perform(ctx: Context, restore: Restore, backup: Backup | None,
     identities = (identities_for(f"backup {backup.id}", backup.encryption,
                                  identity_files(ctx.settings, backup.database_id))
                   if backup.encryption else [])
+    extra: dict[str, Any] = {}
+    if restore.kind == "verify" and (restore.details or {}).get("test_restore"):
+        return run_test_restore(
+            ctx, restore, backup,
+            lambda command: _stream(ctx, backup, command, identities, cancel))
     if restore.kind == "verify":
         command = engine.build_check()
     else:
@@ -97,21 +125,31 @@ def _perform(ctx: Context, restore: Restore, backup: Backup | None,
             raise BackupError(f"target database {target_db.id!r} is not empty; repeat with "
                               f'"confirm": "{target_db.id}" to replace its contents')
         command = engine.build_restore(target, source_database_name=_source_name(ctx, backup))
+        if restore.apply_globals:  # roles first; then the dump keeps its owners and grants
+            extra["globals"] = apply_globals(ctx, backup, engine, target, identities)
+            command = with_owners(command)
     try:
-        digests = _stream(ctx, backup, command, identities)
+        digests = _stream(ctx, backup, command, identities, cancel)
     except ToolFailed as exc:
         if restore.kind != "verify":
             raise  # the bytes are sound: the target refused them, not a corrupt artifact
         raise BackupError(f"corrupt: {exc.tool} could not read the archive: {exc.reason}"
                           ) from exc
     return {"size_bytes": digests.size, "checksum_md5": digests.md5,
-            "checksum_sha256": digests.sha256, "checksums_match": True}
+            "checksum_sha256": digests.sha256, "checksums_match": True, **extra}
 
 
 def _stream(ctx: Context, backup: Backup, command: DumpCommand | None,
-            identities: Sequence[Identity] = ()) -> Digests:
+            identities: Sequence[Identity] = (), cancel: Cancellation | None = None) -> Digests:
+    return stream_artifact(ctx.storage, backup, command, identities, cancel)
+
+
+def stream_artifact(storage: Storage, backup: Backup, command: DumpCommand | None,
+                    identities: Sequence[Identity] = (),
+                    cancel: Cancellation | None = None) -> Digests:
     """Feed the decrypted, decompressed artifact to ``command`` (or nowhere) while checking
-    every byte.
+    every byte against ``backup``'s checksums (a row, or one rebuilt from a sidecar by
+    ``backup-api recover``).
 
     Raise ``BackupError("corrupt: …")`` before the reader gets the dump's last
     ``HOLD_BYTES`` if the checksums or the compression stream fail; ``ToolFailed`` if
@@ -120,11 +158,13 @@ def _stream(ctx: Context, backup: Backup, command: DumpCommand | None,
     assert backup.storage_key is not None
     check = _ArtifactCheck(backup, identities)
     sink: AbstractContextManager[Feed | _Nowhere] = (
-        run_restore(command) if command is not None else nullcontext(_Nowhere()))
-    with closing(check), closing(ctx.storage.open(backup.storage_key)) as stored, \
+        run_restore(command, cancel) if command is not None else nullcontext(_Nowhere()))
+    with closing(check), closing(storage.open(backup.storage_key)) as stored, \
             sink as reader:
         held = b""
         while chunk := stored.read(CHUNK):
+            if cancel is not None:
+                cancel.check()
             held += check.update(chunk)
             if len(held) > HOLD_BYTES:
                 reader.write(held[:-HOLD_BYTES])
@@ -230,10 +270,17 @@ def _claim(ctx: Context, restore_id: str
 
 
 def _finish(ctx: Context, restore_id: str, status: str, *, error: str | None = None,
-            details: dict[str, Any] | None = None) -> None:
+            details: dict[str, Any] | None = None, verdict: str | None = None) -> None:
+    """Record how the job ended; a verification's ``verdict`` also goes on its backup."""
     with ctx.db.session() as session:
-        values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
+        now = utcnow()
+        values: dict[str, Any] = {"status": status, "finished_at": now, "error": error}
         if details is not None:
             values["details"] = details
         session.execute(update(Restore).where(Restore.id == restore_id).values(**values))
+        if verdict is not None and (row := session.get(Restore, restore_id)) is not None:
+            record_verification(session, row, verdict, details, error, now)
+        failed = session.get(Restore, restore_id) if status == "failed" else None
     log.info("restore %s %s%s", restore_id, status, f": {error}" if error else "")
+    if failed is not None and failed.kind == "verify":  # after commit; queued
+        notify(ctx, verify_notice(failed, error or "failed", verdict))

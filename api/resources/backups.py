@@ -8,8 +8,10 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from api.auth import requires
 from api.schemas.backups import BackupCreateSchema, BackupQueryArgs, BackupSchema
 from api.services import backups as service
+from api.services.cancel import cancel_backup
 
 blp = Blueprint("backups", __name__, url_prefix="/backups", description="Backups")
 
@@ -46,6 +48,15 @@ class BackupById(MethodView):
         service.delete_backup(backup_id)
 
 
+@blp.route("/<backup_id>/cancel")
+class BackupCancel(MethodView):
+    @blp.response(202, BackupSchema)
+    @blp.alt_response(409, description="The backup is already completed, failed or cancelled")
+    def post(self, backup_id: str) -> Any:
+        """Cancel a pending backup, or stop a running one (its partial artifact is removed)."""
+        return cancel_backup(backup_id)
+
+
 @blp.route("/<backup_id>/download")
 class BackupDownload(MethodView):
     @blp.response(200, {"type": "string", "format": "binary"},
@@ -58,4 +69,24 @@ class BackupDownload(MethodView):
             "Content-Disposition": f'attachment; filename="{filename}"',
             "ETag": f'"{backup.checksum_md5}"',
             "X-Checksum-SHA256": backup.checksum_sha256 or "",
+        })
+
+
+@blp.route("/<backup_id>/globals")
+class BackupGlobals(MethodView):
+    # admin, not read: it describes every role of the server (with options.globals_passwords,
+    # their password hashes), not only the database a read key may download.
+    @requires("admin")
+    @blp.response(200, {"type": "string", "format": "binary"},
+                  content_type="application/octet-stream")
+    def get(self, backup_id: str) -> Response:
+        """Stream the backup's PostgreSQL roles and tablespaces (options.globals).
+
+        The pg_dumpall --globals-only SQL, compressed and encrypted like the dump; 404
+        when the backup was taken without options.globals. Needs an admin key.
+        """
+        filename, size, chunks = service.open_globals(backup_id)
+        return Response(chunks, mimetype="application/octet-stream", headers={
+            "Content-Length": str(size),
+            "Content-Disposition": f'attachment; filename="{filename}"',
         })

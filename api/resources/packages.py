@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from api.schemas.packages import PackageCreateSchema, PackageQueryArgs, PackageSchema
 from api.services import packages as service
+from api.services.cancel import cancel_package
 from shared.packaging.archive import MEDIA_TYPES
 
 blp = Blueprint("packages", __name__, url_prefix="/packages",
@@ -50,6 +51,15 @@ class PackageById(MethodView):
     def delete(self, package_id: str) -> None:
         """Delete a package: its file, its sidecar and its row."""
         service.delete_package(package_id)
+
+
+@blp.route("/<package_id>/cancel")
+class PackageCancel(MethodView):
+    @blp.response(202, PackageSchema)
+    @blp.alt_response(409, description="The package is already completed, failed or cancelled")
+    def post(self, package_id: str) -> Any:
+        """Cancel a pending package, or stop a running one (its partial file is removed)."""
+        return cancel_package(package_id)
 
 
 @blp.route("/<package_id>/download")

@@ -8,18 +8,28 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import requires
-from api.schemas.restores import RestoreQueryArgs, RestoreRequestSchema, RestoreSchema
+from api.schemas.restores import (
+    RestoreQueryArgs,
+    RestoreRequestSchema,
+    RestoreSchema,
+    VerifyRequestSchema,
+)
 from api.services import restores as service
+from api.services.cancel import cancel_restore
 
 blp = Blueprint("restores", __name__, description="Verify and restore backups")
 
 
 @blp.route("/backups/<backup_id>/verify")
 class VerifyBackup(MethodView):
+    @blp.arguments(VerifyRequestSchema, required=False)
     @blp.response(202, RestoreSchema)
-    def post(self, backup_id: str) -> Any:
-        """Re-read a backup: recompute its checksums and check the archive is readable."""
-        return service.request(backup_id, "verify")
+    def post(self, data: dict[str, Any], backup_id: str) -> Any:
+        """Re-read a backup: checksums and a full read; {"test_restore": true} also restores it.
+
+        The outcome goes on the backup too (verified_at, verify_status, verify_details).
+        """
+        return service.request(backup_id, "verify", test_restore=data["test_restore"])
 
 
 @blp.route("/backups/<backup_id>/restore")
@@ -30,7 +40,7 @@ class RestoreBackup(MethodView):
     def post(self, data: dict[str, Any], backup_id: str) -> Any:
         """Restore a backup into its own database or a target marked restore_target."""
         return service.request(backup_id, "restore", data.get("target_database_id"),
-                               data["confirm"])
+                               data["confirm"], apply_globals=data["globals"])
 
 
 @blp.route("/restores")
@@ -52,3 +62,15 @@ class RestoreById(MethodView):
     def get(self, restore_id: str) -> Any:
         """Get one verification or restore."""
         return service.get_restore(restore_id)
+
+
+@blp.route("/restores/<restore_id>/cancel")
+class RestoreCancel(MethodView):
+    # admin, like starting a restore: a MongoDB restore stopped halfway leaves collections
+    # partly replaced, so only who may restore over a database may stop one.
+    @requires("admin")
+    @blp.response(202, RestoreSchema)
+    @blp.alt_response(409, description="It is already completed, failed or cancelled")
+    def post(self, restore_id: str) -> Any:
+        """Cancel a pending verification or restore, or stop a running one."""
+        return cancel_restore(restore_id)

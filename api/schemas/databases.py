@@ -11,6 +11,7 @@ from marshmallow import validate
 from api.schemas.common import DatabaseId, ListQueryArgs, QueryArgs, anchored
 from shared.config import COMPRESSIONS, ENGINES, validate_cron, validate_timezone
 from shared.config.encryption import EncryptionSchema
+from shared.config.types import keep_count
 from shared.engines.options import api_option_errors
 
 MAX_COUNT = 100_000
@@ -94,6 +95,11 @@ class _Editable(ma.Schema):
                                     validate=validate.Range(min=0, max=MAX_COUNT))
     min_backups = ma.fields.Integer(allow_none=True,
                                     validate=validate.Range(min=0, max=MAX_COUNT))
+    # Long-term (GFS) retention; null: the global value (shared/retention/policy.py).
+    keep_daily = keep_count(allow_none=True)
+    keep_weekly = keep_count(allow_none=True)
+    keep_monthly = keep_count(allow_none=True)
+    keep_yearly = keep_count(allow_none=True)
     package = ma.fields.Boolean()
     enabled = ma.fields.Boolean()
     restore_target = ma.fields.Boolean(metadata={
@@ -137,6 +143,11 @@ class DatabaseSchema(ma.Schema):
     retention_days = ma.fields.Integer()
     max_backups = ma.fields.Integer()
     min_backups = ma.fields.Integer()
+    keep_daily = ma.fields.Integer(metadata={
+        "description": "keep the newest backup of each of the last N days that have one"})
+    keep_weekly = ma.fields.Integer(metadata={"description": "… of the last N ISO weeks"})
+    keep_monthly = ma.fields.Integer(metadata={"description": "… of the last N months"})
+    keep_yearly = ma.fields.Integer(metadata={"description": "… of the last N years"})
     package = ma.fields.Boolean()
     enabled = ma.fields.Boolean()
     restore_target = ma.fields.Boolean()

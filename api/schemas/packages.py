@@ -33,7 +33,7 @@ class PackageMemberSchema(ma.Schema):
 
 class PackageSchema(ma.Schema):
     id = ma.fields.String()
-    status = ma.fields.String()
+    status = ma.fields.String(validate=validate.OneOf(STATUSES))
     trigger = ma.fields.String()
     format = ma.fields.String()
     created_at = ma.fields.DateTime()
@@ -51,6 +51,8 @@ class PackageSchema(ma.Schema):
     missing = ma.fields.List(ma.fields.String(),
                              metadata={"description": "databases without a completed backup"})
     error = ma.fields.String(allow_none=True)
+    cancel_requested_at = ma.fields.DateTime(allow_none=True, metadata={
+        "description": "when POST /packages/{id}/cancel asked a running package to stop"})
     encryption = ma.fields.Dict(allow_none=True, metadata={
         "description": 'null, or {"type": "age", "recipients": [...]}: the stored file is an '
                        "age file to these public keys (age -d -i key.txt opens a download)"})

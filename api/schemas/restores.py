@@ -22,6 +22,11 @@ class RestoreRequestSchema(ma.Schema):
     confirm = ma.fields.String(load_default=None, validate=validate.Length(max=63), metadata={
         "description": "the target database's id: required to replace the contents of a "
                        "non-empty target"})
+    globals = ma.fields.Boolean(load_default=False, metadata={
+        "description": "PostgreSQL backups taken with options.globals: first create the "
+                       "backup's roles and tablespaces on the target's server (psql; those it "
+                       "has already are left as they are), then restore keeping owners and "
+                       "grants"})
 
     @ma.pre_load
     def confirm_names_the_target(self, data: Any, **_: Any) -> Any:
@@ -34,6 +39,16 @@ class RestoreRequestSchema(ma.Schema):
                     "accepted)", field_name="confirm")
             data = {key: value for key, value in data.items() if key != "confirm"}
         return data
+
+
+class VerifyRequestSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+    test_restore = ma.fields.Boolean(load_default=False, metadata={
+        "description": "default false: checksums and the engine's full read. true: also "
+                       "restore into a scratch database (created, then dropped) and compare "
+                       "each table's row count with the source's at backup time"})
 
 
 class RestoreQueryArgs(ListQueryArgs):
@@ -49,10 +64,14 @@ class RestoreSchema(ma.Schema):
     target_database_id = ma.fields.String(allow_none=True)
     confirm = ma.fields.Boolean(metadata={
         "description": "whether the request's confirm named the target"})
-    status = ma.fields.String()
+    globals = ma.fields.Boolean(attribute="apply_globals", metadata={
+        "description": "whether the restore applies the backup's roles and tablespaces first"})
+    status = ma.fields.String(validate=validate.OneOf(STATUSES))
     created_at = ma.fields.DateTime()
     started_at = ma.fields.DateTime(allow_none=True)
     finished_at = ma.fields.DateTime(allow_none=True)
     duration_seconds = ma.fields.Float(allow_none=True)
     details = ma.fields.Dict()
     error = ma.fields.String(allow_none=True)
+    cancel_requested_at = ma.fields.DateTime(allow_none=True, metadata={
+        "description": "when POST /restores/{id}/cancel asked a running one to stop"})

@@ -38,3 +38,6 @@ class RetentionResultSchema(ma.Schema):
     backups = ma.fields.List(ma.fields.Nested(RemovalSchema))
     errors = ma.fields.List(ma.fields.Nested(RetentionErrorSchema), metadata={
         "description": "backups whose artifact could not be deleted; kept for the next run"})
+    kept = ma.fields.List(ma.fields.Nested(RemovalSchema), metadata={
+        "description": "dry run only: every finished backup that stays, with the rule that "
+                       'keeps it ("kept: within retention_days=14", "kept: monthly 2026-10")'})

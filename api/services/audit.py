@@ -1,7 +1,8 @@
 """Audit events: one JSON log line per restore and per deletion, naming the caller's key.
 
 Each line carries ``audit: true``, the ``action`` (``restore``, ``backup.delete``,
-``package.delete``, ``database.delete``, ``retention.run``), the ids it touched and
+``package.delete``, ``database.delete``, ``retention.run``, ``backup.cancel``,
+``package.cancel``, ``restore.cancel``), the ids it touched and
 ``key_name``, the name of the API key that asked (null when ``auth.disabled``), so
 ``jq 'select(.audit)'`` over the API's log answers who did what.
 """

@@ -35,7 +35,9 @@ def present(db: Database) -> dict[str, Any]:
         "database_name": db.database_name, "options": public_options(db.options),
         "schedule": eff.schedule, "timezone": eff.timezone, "compression": eff.compression,
         "retention_days": eff.retention_days, "max_backups": eff.max_backups,
-        "min_backups": eff.min_backups, "package": db.package, "enabled": db.enabled,
+        "min_backups": eff.min_backups, "keep_daily": eff.keep_daily,
+        "keep_weekly": eff.keep_weekly, "keep_monthly": eff.keep_monthly,
+        "keep_yearly": eff.keep_yearly, "package": db.package, "enabled": db.enabled,
         "restore_target": db.restore_target, "managed_by": db.managed_by,
         "encryption": eff.encryption or {"type": "none"},
         "created_at": db.created_at, "updated_at": db.updated_at,
@@ -109,6 +111,8 @@ def delete_database(database_id: str, delete_backups: bool) -> None:
                            "wait for it to finish")
         if delete_backups:
             for backup in backups:
+                if backup.globals_key:
+                    context.storage.delete(backup.globals_key)
                 if backup.storage_key:
                     context.storage.delete_artifact(backup.storage_key)
                 session.delete(backup)

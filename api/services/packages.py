@@ -72,7 +72,8 @@ def delete_package(package_id: str) -> None:
     with context.db.session() as session:
         package = load_row(session, Package, "package", package_id)
         if package.status == "running" and not _abandoned(package):
-            raise Conflict(f"package {package_id} is running; wait for it to finish")
+            raise Conflict(f"package {package_id} is running; stop it with POST "
+                           f"/packages/{package_id}/cancel, or wait for it to finish")
         delete_stored("package", package.storage_key)
         session.delete(package)
     audit("package.delete", package_id=package_id)

@@ -11,12 +11,13 @@ from api.services import ctx, enqueue, is_uuid, load_row, paginate
 from api.services.audit import audit
 from shared.catalog import restore_refusal
 from shared.errors import Conflict, Invalid, NotFound
-from shared.jobs import RESTORE_TASK, fail_restore
+from shared.jobs import RESTORE_TASK, fail_restore, new_verification
 from shared.models import Backup, Database, Restore, utcnow
 
 
 def request(backup_id: str, kind: str, target_database_id: str | None = None,
-            confirm: str | None = None) -> Restore:
+            confirm: str | None = None, test_restore: bool = False,
+            apply_globals: bool = False) -> Restore:
     """Commit a pending verification/restore of a completed backup, then enqueue it.
 
     A restore goes into the backup's own database, or into one marked
@@ -35,15 +36,22 @@ def request(backup_id: str, kind: str, target_database_id: str | None = None,
         if kind == "restore":
             target_id = target_database_id or backup.database_id
             _check_target(session, backup, target_id, confirm)
-        row = Restore(kind=kind, backup_id=backup.id, database_id=backup.database_id,
-                      target_database_id=target_id, confirm=confirm == target_id,
-                      status="pending", created_at=utcnow(), details={})
+            if apply_globals and not backup.globals_key:
+                raise Conflict(f"backup {backup.id} has no globals: options.globals was off "
+                               "when it was taken (PostgreSQL only)")
+        if kind == "verify":
+            row = new_verification(backup, test_restore=test_restore)
+        else:
+            row = Restore(kind=kind, backup_id=backup.id, database_id=backup.database_id,
+                          target_database_id=target_id, confirm=confirm == target_id,
+                          apply_globals=apply_globals, status="pending", created_at=utcnow(),
+                          details={})
         session.add(row)
     enqueue(RESTORE_TASK, row.id, kind, fail_restore)
     if kind == "restore":
         audit("restore", outcome="accepted", restore_id=row.id, backup_id=backup.id,
               database_id=backup.database_id, target_database_id=target_id,
-              confirm=row.confirm)
+              confirm=row.confirm, globals=row.apply_globals)
     return row
 
 

@@ -9,7 +9,7 @@ from api.services import ctx
 from api.services.audit import audit
 from shared.errors import NotFound
 from shared.models import Database
-from shared.retention.apply import Outcome, apply, plan
+from shared.retention.apply import Outcome, apply, review
 
 
 def run(dry_run: bool, database_id: str | None) -> dict[str, Any]:
@@ -21,8 +21,8 @@ def run(dry_run: bool, database_id: str | None) -> dict[str, Any]:
             if session.get(Database, database_id) is None:
                 raise NotFound(f"database {database_id!r} not found")
         ids = [database_id]
-    removals = plan(context, ids)
-    outcome = Outcome(removals=removals) if dry_run else apply(context, removals)
+    decided = review(context, ids)
+    outcome = Outcome(removals=decided.removals) if dry_run else apply(context, decided.removals)
     if not dry_run:
         audit("retention.run", database_id=database_id,
               deleted_backups=[r.backup_id for r in outcome.removals],
@@ -32,4 +32,6 @@ def run(dry_run: bool, database_id: str | None) -> dict[str, Any]:
         "count": len(outcome.removals),
         "backups": [asdict(r) for r in outcome.removals],
         "errors": [{**asdict(r), "error": message} for r, message in outcome.errors],
+        # Only a preview says why each remaining backup stays ("kept: monthly 2026-10").
+        **({"kept": [asdict(r) for r in decided.kept]} if dry_run else {}),
     }

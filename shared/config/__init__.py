@@ -8,6 +8,7 @@ from shared.config.types import (
     DEFAULT_PORTS,
     ENGINES,
     ID_ERROR,
+    KEEP_KEYS,
     KEY_NAME_ERROR,
     KEY_NAME_PATTERN,
     PACKAGE_FORMATS,
@@ -21,16 +22,19 @@ from shared.config.types import (
     PackageSettings,
     RuntimeSettings,
     S3Settings,
+    ScratchServer,
     Settings,
     StorageSettings,
+    VerifySettings,
     validate_cron,
     validate_timezone,
 )
 
 __all__ = [
-    "COMPRESSIONS", "DATABASE_ID_PATTERN", "DEFAULT_PORTS", "ENGINES", "ID_ERROR",
+    "COMPRESSIONS", "DATABASE_ID_PATTERN", "DEFAULT_PORTS", "ENGINES", "ID_ERROR", "KEEP_KEYS",
     "KEY_NAME_ERROR", "KEY_NAME_PATTERN", "PACKAGE_FORMATS", "SCOPES", "ApiSettings",
     "AuthSettings", "ConfigKey", "DatabaseSpec", "EncryptionSettings", "GlobalSettings",
-    "PackageSettings", "RuntimeSettings", "S3Settings", "Settings", "StorageSettings",
+    "PackageSettings", "RuntimeSettings", "S3Settings", "ScratchServer", "Settings",
+    "StorageSettings", "VerifySettings",
     "load_settings", "parse_config", "runtime_from_env", "validate_cron", "validate_timezone",
 ]

@@ -26,6 +26,7 @@ from marshmallow import (
 
 from shared.allowed_hosts import AllowedHosts, entry_problem
 from shared.config.encryption import EncryptionSchema
+from shared.config.notifications import notifications_field
 from shared.config.types import (
     COMPRESSIONS,
     DATABASE_ID_PATTERN,
@@ -36,6 +37,7 @@ from shared.config.types import (
     MIN_CONFIG_KEY_LENGTH,
     PACKAGE_FORMATS,
     SCOPES,
+    ZSTD_MAX_LEVEL,
     ApiSettings,
     AuthSettings,
     ConfigKey,
@@ -46,9 +48,11 @@ from shared.config.types import (
     S3Settings,
     Settings,
     StorageSettings,
+    keep_count,
     validate_cron,
     validate_timezone,
 )
+from shared.config.verify import VerifySchema
 from shared.config.yaml_errors import describe_yaml_error
 from shared.engines.options import option_errors
 from shared.errors import ConfigError
@@ -76,9 +80,15 @@ def _allowed_host(value: str) -> None:
 class GlobalSchema(_Strict):
     schedule = fields.String(validate=validate_cron)
     compression = fields.String(validate=validate.OneOf(COMPRESSIONS))
+    zstd_level = fields.Integer(strict=True, validate=validate.Range(min=1, max=ZSTD_MAX_LEVEL))
+    zstd_threads = fields.Integer(strict=True, validate=validate.Range(min=-1, max=256))
     retention_days = fields.Integer(validate=validate.Range(min=0, max=100_000))
     max_backups = fields.Integer(validate=validate.Range(min=0, max=100_000))
     min_backups = fields.Integer(validate=validate.Range(min=0, max=100_000))
+    keep_daily = keep_count()
+    keep_weekly = keep_count()
+    keep_monthly = keep_count()
+    keep_yearly = keep_count()
     max_parallel_jobs = fields.Integer(validate=validate.Range(min=1, max=256))
     timezone = fields.String(validate=validate_timezone)
     backup_time_limit = fields.Integer(validate=validate.Range(min=10))
@@ -86,8 +96,10 @@ class GlobalSchema(_Strict):
     heartbeat_timeout = fields.Integer(validate=validate.Range(min=4))
     overdue_grace = fields.Integer(validate=validate.Range(min=0))
     max_attempts = fields.Integer(validate=validate.Range(min=1, max=10))
+    min_free_bytes = fields.Integer(validate=validate.Range(min=0))
     allowed_hosts = fields.List(fields.String(validate=_allowed_host))
     encryption = fields.Nested(EncryptionSchema, allow_none=True)
+    verify = fields.Nested(VerifySchema, allow_none=True)
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> GlobalSettings:
@@ -154,11 +166,18 @@ class DatabaseSchema(_Strict):
     retention_days = fields.Integer(validate=validate.Range(min=0, max=100_000))
     max_backups = fields.Integer(validate=validate.Range(min=0, max=100_000))
     min_backups = fields.Integer(validate=validate.Range(min=0, max=100_000))
+    keep_daily = keep_count()
+    keep_weekly = keep_count()
+    keep_monthly = keep_count()
+    keep_yearly = keep_count()
     package = fields.Boolean()
     enabled = fields.Boolean()
     restore_target = fields.Boolean()
+    max_size_bytes = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     # Absent or null: the global encryption applies; {type: none} turns it off here.
     encryption = fields.Nested(EncryptionSchema, allow_none=True)
+    # Absent or null: the global verify applies; keys given here override its keys.
+    verify = fields.Nested(VerifySchema, allow_none=True)
 
     @validates_schema
     def engine_options(self, data: dict[str, Any], **_: Any) -> None:
@@ -275,6 +294,7 @@ class ConfigSchema(_Strict):
     package = fields.Nested(PackageSchema, data_key="package-conf")
     api = fields.Nested(ApiSchema)
     auth = fields.Nested(AuthSchema)
+    notifications = notifications_field()
 
     @validates_schema
     def hosts_allowed(self, data: dict[str, Any], **_: Any) -> None:
@@ -385,6 +405,7 @@ def parse_config(text: str, runtime: RuntimeSettings, env: Mapping[str, str]) ->
         package=loaded.get("package") or PackageSettings(),
         api=loaded.get("api") or ApiSettings(),
         auth=loaded.get("auth") or AuthSettings(),
+        notifications=tuple(loaded.get("notifications") or ()),
     )
 
 

@@ -13,10 +13,14 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
-from marshmallow import ValidationError
+from marshmallow import ValidationError, fields, validate
+
+from shared.config.notifications import NotificationChannel
 
 ENGINES = ("postgres", "mongodb")
 COMPRESSIONS = ("gzip", "zstd", "none")
+# zstd's levels without --ultra (20-22 need windows of 32 MiB+ per thread).
+ZSTD_MAX_LEVEL = 19
 PACKAGE_FORMATS = ("zip", "tar.gz")
 # \Z, not $: Python's $ also matches before a trailing newline, which let "y\n" in.
 DATABASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}\Z"
@@ -25,6 +29,9 @@ ID_ERROR = (
     " (at most 63 characters)"
 )
 DEFAULT_PORTS = {"postgres": 5432, "mongodb": 27017}
+# Long-term (GFS) retention keys, global or per database (shared/retention/policy.py).
+KEEP_KEYS = ("keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+MAX_KEEP = 100_000
 # API key scopes; what each grants is in shared/api_keys.py (admin > write > read).
 SCOPES = ("read", "write", "admin", "metrics")
 KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}\Z"
@@ -91,6 +98,17 @@ def _field_problem(part: str, low: int, high: int) -> str:
             " a list a,b or a step */n)")
 
 
+def keep_count(allow_none: bool = False) -> fields.Integer:
+    """Return the field of one ``keep_*`` count: a whole number from 0 to ``MAX_KEEP``.
+
+    Strict: ``1.5`` or ``"7"`` is refused rather than read as 1 or 7.
+    """
+    message = f"must be a whole number from 0 to {MAX_KEEP} (0 turns the rule off)"
+    return fields.Integer(strict=True, allow_none=allow_none,
+                          validate=validate.Range(min=0, max=MAX_KEEP, error=message),
+                          error_messages={"invalid": message})
+
+
 def validate_timezone(value: str) -> None:
     """Raise ``ValidationError`` unless ``value`` is an IANA time zone name."""
     try:
@@ -124,9 +142,40 @@ class EncryptionSettings:
 
 
 @dataclass(frozen=True)
+class ScratchServer:
+    """``verify.scratch``: the server test restores create their scratch database on
+    (config-only). ``engine``, when set, limits it to databases of that engine."""
+
+    host: str
+    port: int | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    engine: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """``verify`` (global or per database): see shared/config/verify.py.
+
+    ``given`` names the keys the file set: a database's section overrides the global
+    one key by key (``schedule: null`` turns scheduled verification off there).
+    """
+
+    schedule: str | None = None
+    test_restore: bool = False
+    scratch: ScratchServer | None = None
+    given: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class GlobalSettings:
     schedule: str = "0 2 * * *"
     compression: str = "gzip"
+    # Wherever zstd is used: its level, and its worker threads (0: none, the backup's own
+    # thread compresses; -1: one per core). See shared/compression.py.
+    zstd_level: int = 3
+    zstd_threads: int = 0
     retention_days: int = 14
     max_backups: int = 10
     min_backups: int = 1
@@ -136,11 +185,19 @@ class GlobalSettings:
     beat_interval: int = 30
     heartbeat_timeout: int = 120
     overdue_grace: int = 3600
+    # Long-term (GFS) retention: see shared/retention/policy.py; 0 turns a rule off.
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
     # Tries of a backup interrupted by its worker's death (see worker/beat/reaper.py).
     max_attempts: int = 2
+    # Bytes that must stay free on local storage after a backup (see worker/bounds.py).
+    min_free_bytes: int = 0
     # Names and CIDRs backups may connect to; empty: anywhere (see shared/allowed_hosts.py).
     allowed_hosts: tuple[str, ...] = ()
     encryption: EncryptionSettings | None = None
+    verify: VerifySettings | None = None
 
     @property
     def hard_time_limit(self) -> int:
@@ -172,7 +229,8 @@ class S3Settings:
     path_style: bool | None = None
     create_bucket: bool = False
     server_side_encryption: str | None = None
-    object_metadata: bool = True
+    # The checksums as object metadata: a server-side copy after a multipart upload.
+    object_metadata: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,12 +259,20 @@ class DatabaseSpec:
     retention_days: int | None = None
     max_backups: int | None = None
     min_backups: int | None = None
+    keep_daily: int | None = None
+    keep_weekly: int | None = None
+    keep_monthly: int | None = None
+    keep_yearly: int | None = None
     package: bool = False
     enabled: bool = True
     # Whether backups of other databases may be restored over this one.
     restore_target: bool = False
     # None: the global encryption applies.
     encryption: EncryptionSettings | None = None
+    # Stored bytes past which a backup is stopped and failed (see worker/bounds.py).
+    max_size_bytes: int | None = None
+    # None: the global verify applies (keys given here override it one by one).
+    verify: VerifySettings | None = None
 
 
 @dataclass(frozen=True)
@@ -273,6 +339,8 @@ class Settings:
     package: PackageSettings = field(default_factory=PackageSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    # ``notifications``: where failures are announced (shared/config/notifications.py).
+    notifications: tuple[NotificationChannel, ...] = ()
 
     @property
     def storage_path(self) -> str:

@@ -17,12 +17,13 @@ import subprocess
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from shared.engines.unreachable import is_unreachable, unreachable_message
 from shared.errors import DumpError, redact
+from shared.stopping import Cancellation
 
 log = logging.getLogger(__name__)
 
@@ -167,13 +168,16 @@ def _materialize(command: DumpCommand, directory: str) -> tuple[list[str], dict[
 
 
 @contextmanager
-def run_dump(command: DumpCommand) -> Iterator[IO[bytes]]:
+def run_dump(command: DumpCommand,
+             cancellation: Cancellation | None = None) -> Iterator[IO[bytes]]:
     """Start ``command`` and yield its stdout; on exit check how it ended.
 
     If the body raises (storage failed, time limit), the process is killed. If the
-    process exits non-zero, ``DumpError`` carries its redacted stderr tail.
+    process exits non-zero, ``DumpError`` carries its redacted stderr tail; if it was
+    stopped by ``cancellation``, ``Cancelled``.
     """
-    with _spawn(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE) as process:
+    with _spawn(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                cancellation=cancellation) as process:
         assert process.stdout is not None
         try:
             yield process.stdout
@@ -209,15 +213,18 @@ class Feed:
 
 
 @contextmanager
-def run_restore(command: DumpCommand) -> Iterator[Feed]:
+def run_restore(command: DumpCommand,
+                cancellation: Cancellation | None = None) -> Iterator[Feed]:
     """Start ``command`` and yield a :class:`Feed` of its stdin; check how it ended.
 
     When the body ends, stdin is closed (the tool sees the end of the stream) and a
     non-zero exit raises ``ToolFailed``. When the body raises, the tool is killed
     *before* its stdin closes: a tool must never take an abandoned stream for a whole
-    one (``pg_restore --single-transaction`` would commit it).
+    one (``pg_restore --single-transaction`` would commit it). A tool stopped by
+    ``cancellation`` ends the block with ``Cancelled``.
     """
-    with _spawn(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL) as process:
+    with _spawn(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                cancellation=cancellation) as process:
         assert process.stdin is not None
         feed = Feed(process.stdin)
         try:
@@ -230,7 +237,8 @@ def run_restore(command: DumpCommand) -> Iterator[Feed]:
 
 
 @contextmanager
-def _spawn(command: DumpCommand, stdin: Any, stdout: Any) -> Iterator[subprocess.Popen[bytes]]:
+def _spawn(command: DumpCommand, stdin: Any, stdout: Any,
+           cancellation: Cancellation | None = None) -> Iterator[subprocess.Popen[bytes]]:
     tool = os.path.basename(command.argv[0])
     with tempfile.TemporaryDirectory(prefix="backup-api-") as secrets_dir, \
             tempfile.TemporaryFile() as stderr:
@@ -239,17 +247,25 @@ def _spawn(command: DumpCommand, stdin: Any, stdout: Any) -> Iterator[subprocess
         if shutil.which(argv[0]) is None:
             raise DumpError(f"{tool} not found: install it or put it on PATH")
         try:
+            # Its own process group: a cancel stops the tool and whatever it started.
             process = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr,
-                                       env=tool_env(extra_env))
+                                       env=tool_env(extra_env), process_group=0)
         except OSError as exc:
             raise DumpError(f"cannot start {tool}: {exc.strerror}") from exc
-        try:
-            yield process
-        except BaseException:
-            process.kill()
-            process.wait()
-            raise
-        returncode = process.wait()
+        watched: AbstractContextManager[None] = (
+            cancellation.running(process) if cancellation else nullcontext())
+        with watched:
+            try:
+                yield process
+            except BaseException:
+                process.kill()
+                process.wait()
+                if cancellation is not None:
+                    cancellation.check()  # the tool died of the cancel: say so
+                raise
+            returncode = process.wait()
+        if cancellation is not None:
+            cancellation.check()
         if returncode != 0:
             stderr.seek(0)
             tail = stderr.read().decode("utf-8", "replace")[-STDERR_TAIL:].strip()

@@ -44,6 +44,9 @@ ENGINE_OPTIONS: dict[str, dict[str, Check]] = {
     "postgres": {
         "sslmode": _one_of(PG_SSLMODES),
         "pg_bin_dir": _text,
+        # Roles and tablespaces beside the dump (shared/engines/pg_globals.py).
+        "globals": _flag,
+        "globals_passwords": _flag,
     },
     "mongodb": {
         "authSource": _text,
@@ -73,7 +76,7 @@ AMBIENT_MECHANISMS = ("GSSAPI", "MONGODB-AWS")
 _URI_FILE_KEYS = ("tlscafile", "tlscertificatekeyfile", "tlscrlfile", "sslcafile",
                   "sslpemkeyfile", "sslcrlfile")
 # Options that change what a tool does, not where it connects or how it authenticates.
-BEHAVIOUR_OPTIONS = ("oplog", "restore_indexes")
+BEHAVIOUR_OPTIONS = ("oplog", "restore_indexes", "globals", "globals_passwords")
 CONFIG_ONLY = "is config-only: set it in config.yaml (it chooses a program or a file on the worker)"
 
 
@@ -88,6 +91,9 @@ def option_errors(engine: str, options: Mapping[str, Any] | None) -> dict[str, s
             errors[key] = f"unknown option for engine {engine} (allowed: {allowed})"
         elif (problem := check(value)) is not None:
             errors[key] = problem
+    if (engine == "postgres" and (options or {}).get("globals_passwords") is True
+            and (options or {}).get("globals") is not True and "globals_passwords" not in errors):
+        errors["globals_passwords"] = "takes effect only with globals: true"
     return errors
 
 
@@ -99,6 +105,9 @@ def api_option_errors(engine: str, options: Mapping[str, Any] | None) -> dict[st
             continue
         if key in CONFIG_ONLY_OPTIONS.get(engine, ()):
             errors[key] = CONFIG_ONLY
+        elif key == "globals_passwords" and engine == "postgres" and value is True:
+            errors[key] = ("is config-only: it copies the password hash of every role on the "
+                           "server into the backups")
         elif key == "authMechanism" and value in AMBIENT_MECHANISMS:
             errors[key] = (f"{value} is config-only: it authenticates with the worker's own "
                            "credentials")

@@ -129,3 +129,7 @@ def _with_connection(argv: list[str], target: Target) -> DumpCommand:
         secrets = (target.password,)
     return DumpCommand(argv=argv, env=env, secret_files=secret_files, secrets=secrets,
                        endpoint=target.endpoint)
+
+
+# Public for shared/engines/pg_globals.py: pg_dumpall and psql connect the same way.
+with_connection = _with_connection

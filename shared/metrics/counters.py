@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -47,3 +47,20 @@ def read_series(session: Session, names: list[str]) -> list[tuple[str, dict[str,
     rows = session.execute(select(Counter.name, Counter.labels, Counter.value)
                            .where(Counter.name.in_(names)))
     return [(name, json.loads(labels), value) for name, labels, value in rows]
+
+
+def raise_to(session: Session, name: str, labels: Mapping[str, str], value: float) -> None:
+    """Set the series ``name{labels}`` to ``value`` unless it already holds more.
+
+    For gauges that only move forward (the time of the latest success), kept beside the
+    counters so that they too are cluster-wide and outlive the rows they were read from.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Counter).values(name=name, labels=canonical_labels(labels), value=value)
+    # Two arguments: GREATEST in PostgreSQL, the scalar max() in SQLite.
+    larger = func.greatest if dialect == "postgresql" else func.max
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[Counter.name, Counter.labels],
+        set_={"value": larger(Counter.value, statement.excluded.value)},
+    ))

@@ -16,22 +16,40 @@ quantiles down; failures are counted by ``backup_api_backups_total{status="faile
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from shared.metrics.counters import increment
+from shared.metrics.counters import increment, raise_to
 
 PREFIX = "backup_api_"
 BACKUPS_TOTAL = "backup_api_backups_total"
 PACKAGES_TOTAL = "backup_api_packages_total"
 RETENTION_DELETED_TOTAL = "backup_api_retention_deleted_total"
+# {channel, status}: sent or failed, counted by shared/notify once per delivery.
+NOTIFICATIONS_TOTAL = "backup_api_notifications_total"
 DURATION = "backup_api_backup_duration_seconds"
 
 # From one second to a day: small databases dump in seconds, large ones in hours.
 DURATION_BUCKETS: tuple[float, ...] = (
     1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 21600, 43200, 86400, math.inf,
 )
-OUTCOMES = ("completed", "failed")
+# A cancelled backup (POST /backups/{id}/cancel) is neither a success nor a failure.
+OUTCOMES = ("completed", "failed", "cancelled")
+
+
+# Verifications (POST /backups/{id}/verify, verify.schedule) by outcome, and when each
+# database's backups last verified ok (a gauge kept in the counters table).
+VERIFY_TOTAL = "backup_api_verify_total"
+LAST_VERIFIED = "backup_api_backup_last_verified_timestamp_seconds"
+VERIFY_STATUSES = ("ok", "corrupt", "restore_failed")
+
+
+def record_verify(session: Session, database_id: str, status: str, at: datetime) -> None:
+    """Count one finished verification; an ``ok`` one also moves the last-verified time."""
+    increment(session, VERIFY_TOTAL, {"database_id": database_id, "status": status})
+    if status == "ok":
+        raise_to(session, LAST_VERIFIED, {"database_id": database_id}, at.timestamp())
 
 
 def format_le(bound: float) -> str:

@@ -16,21 +16,22 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Select, delete, select
 
 from shared.catalog import effective
+from shared.config import GlobalSettings
 from shared.context import Context
 from shared.errors import StorageError
 from shared.metrics import counters
 from shared.models import Backup, Database, Package, utcnow
-from shared.retention.policy import Candidate, Expired, Policy, decide, packages_to_delete
+from shared.retention.policy import Candidate, Expired, Policy, explain, packages_to_delete
 
 log = logging.getLogger(__name__)
 
 DELETED_METRIC = "backup_api_retention_deleted_total"
-FINISHED = ("completed", "failed")
+FINISHED = ("completed", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
 class Removal:
-    """One backup retention deletes (or would delete), and why."""
+    """One backup retention deletes (or would delete, or keeps), and why."""
 
     backup_id: str
     database_id: str
@@ -38,6 +39,8 @@ class Removal:
     created_at: datetime
     storage_key: str | None
     reason: str
+    # The PostgreSQL globals artifact beside the dump (options.globals), deleted with it.
+    globals_key: str | None = None
 
 
 @dataclass
@@ -46,25 +49,48 @@ class Outcome:
     errors: list[tuple[Removal, str]] = field(default_factory=list)
 
 
+@dataclass
+class Review:
+    """Every finished backup retention looked at: what goes, and what stays and why."""
+
+    removals: list[Removal] = field(default_factory=list)
+    kept: list[Removal] = field(default_factory=list)
+
+
 def plan(ctx: Context, database_ids: Iterable[str] | None = None,
          now: datetime | None = None) -> list[Removal]:
     """Return what retention would delete now, database by database."""
+    return review(ctx, database_ids, now).removals
+
+
+def review(ctx: Context, database_ids: Iterable[str] | None = None,
+           now: datetime | None = None) -> Review:
+    """Decide on every finished backup now: the removals, and the kept ones with their rule."""
     now = now or utcnow()
-    removals: list[Removal] = []
+    result = Review()
     with ctx.db.session() as session:
         query = select(Database).order_by(Database.id)
         if database_ids is not None:
             query = query.where(Database.id.in_(list(database_ids)))
         for database in session.scalars(query):
-            eff = effective(database, ctx.settings.global_)
-            policy = Policy(eff.retention_days, eff.max_backups, eff.min_backups)
+            policy = policy_of(database, ctx.settings.global_)
             rows = {row.id: row for row in session.scalars(finished_backups(database.id))}
             candidates = [Candidate(r.id, r.status, r.created_at) for r in rows.values()]
-            for verdict in decide(candidates, policy, now):
-                row = rows[verdict.id]
-                removals.append(Removal(row.id, row.database_id, row.status, row.created_at,
-                                        row.storage_key, verdict.reason))
-    return removals
+            for decision in explain(candidates, policy, now):
+                row = rows[decision.id]
+                item = Removal(row.id, row.database_id, row.status, row.created_at,
+                               row.storage_key, decision.reason, row.globals_key)
+                (result.kept if decision.keep else result.removals).append(item)
+    return result
+
+
+def policy_of(database: Database, defaults: GlobalSettings) -> Policy:
+    """Return the retention policy of ``database``: its overrides, else the global values."""
+    eff = effective(database, defaults)
+    return Policy(eff.retention_days, eff.max_backups, eff.min_backups,
+                  keep_daily=eff.keep_daily, keep_weekly=eff.keep_weekly,
+                  keep_monthly=eff.keep_monthly, keep_yearly=eff.keep_yearly,
+                  timezone=eff.timezone)
 
 
 def finished_backups(database_id: str) -> Select[Backup]:
@@ -86,9 +112,13 @@ def apply(ctx: Context, removals: Iterable[Removal]) -> Outcome:
     """
     outcome = Outcome()
     for removal in removals:
-        if removal.storage_key:
+        if removal.storage_key or removal.globals_key:
             try:
-                ctx.storage.delete_artifact(removal.storage_key)
+                # The globals first: a failure then leaves the row, and both keys, to retry.
+                if removal.globals_key:
+                    ctx.storage.delete(removal.globals_key)
+                if removal.storage_key:
+                    ctx.storage.delete_artifact(removal.storage_key)
             except StorageError as exc:
                 log.error("retention could not delete %s: %s", removal.storage_key, exc.message)
                 outcome.errors.append((removal, exc.message))

@@ -66,7 +66,9 @@ def test_counters_histogram_gauges_and_alerts_in_prometheus(
     # Both series exist at 0 before anything ran, so increase() sees the first failure.
     def zero_series() -> bool:
         found = prometheus.query(f'backup_api_backups_total{{database_id="{bad}"}}')
-        return len(found) == 4 and all(float(r["value"][1]) == 0 for r in found)
+        statuses = sorted(r["metric"]["status"] for r in found)  # scraped from two APIs
+        return (statuses == ["cancelled"] * 2 + ["completed"] * 2 + ["failed"] * 2
+                and all(float(r["value"][1]) == 0 for r in found))
     eventually(zero_series)
 
     ok = api.wait_backup(api.post("/backups", json={"database_id": good}).json()["id"])

@@ -80,6 +80,10 @@ def test_password_file(tmp_path: Path) -> None:
     ("package-conf: {schedule: '@reboot'}", r"package-conf.schedule: unknown cron macro"),
     ("global: {timezone: Nowhere/City}", r"global.timezone: unknown time zone"),
     ("global: {compression: rar}", r"global.compression"),
+    ("global: {zstd_level: 22}", r"global.zstd_level: Must be greater than or equal to 1 "
+                                 r"and less than or equal to 19"),
+    ("global: {zstd_threads: -2}", r"global.zstd_threads: Must be greater than or equal to -1"),
+    ("global: {zstd_threads: '4'}", r"global.zstd_threads: Not a valid integer"),
     ("global: {retenton_days: 3}", r"global.retenton_days: Unknown field"),
     ("storage: {type: s3}", r"storage.s3: required when storage.type is s3"),
     ("storage: {type: ftp}", r"storage.type"),
@@ -156,3 +160,10 @@ def test_check_config_fails_on_bad_file(tmp_path: Path,
     bad.write_text("databases:\n  - {id: a, engine: oracle, database_name: d}\n")
     assert main(["check-config", str(bad)]) == 2
     assert "databases[0].engine" in capsys.readouterr().err
+
+
+def test_zstd_level_and_threads_are_global_settings() -> None:
+    settings = _parse("global: {compression: zstd, zstd_level: 9, zstd_threads: -1}")
+    assert (settings.global_.zstd_level, settings.global_.zstd_threads) == (9, -1)
+    defaults = _parse("global: {compression: zstd}").global_
+    assert (defaults.zstd_level, defaults.zstd_threads) == (3, 0)

@@ -7,6 +7,8 @@ what to do after commit:
 
 - a backup job records one scheduled backup for its slot and enqueues it;
 - the package job (``package-conf.schedule``) records that slot's package and enqueues it;
+- a verify job (``verify.schedule``) records a verification of the database's latest
+  completed backup (a test restore with ``verify.test_restore``) and enqueues it;
 - the retention job enqueues a retention run.
 """
 
@@ -23,10 +25,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
 from shared.catalog import effective
+from shared.config.verify import merged
 from shared.context import Context
 from shared.jobs import (
     BACKUP_TASK,
     PACKAGE_TASK,
+    RESTORE_TASK,
     RETENTION_TASK,
     Send,
     add_failed_backup,
@@ -34,10 +38,13 @@ from shared.jobs import (
     enqueue,
     fail_backup,
     fail_package,
+    fail_restore,
     new_backup,
     new_package,
+    new_verification,
 )
-from shared.models import ACTIVE_STATUSES, Backup, Database, Package
+from shared.models import ACTIVE_STATUSES, Backup, Database, Package, Restore
+from shared.notify import announce_failed_backup
 
 log = logging.getLogger(__name__)
 RETENTION_CRON = "0 * * * *"
@@ -47,6 +54,7 @@ _NO_SECRETS = (defer(Database.password), defer(Database.options))
 # An after-commit action (e.g. enqueue the recorded backup; its result is ignored), or None.
 AfterCommit = Callable[[], object] | None
 BACKUP_KEY = "backup:"
+VERIFY_KEY = "verify:"
 
 
 @dataclass(frozen=True)
@@ -136,10 +144,12 @@ def record_scheduled_backup(ctx: Context, session: Session, database_id: str,
         active = session.scalar(select(Backup).where(Backup.database_id == database_id,
                                                      Backup.status.in_(ACTIVE_STATUSES)))
         busy = f"backup {active.id} was still {active.status}" if active else "another backup ran"
-        add_failed_backup(session, new_backup(ctx, database, "schedule", scheduled_for=slot),
+        skipped = new_backup(ctx, database, "schedule", scheduled_for=slot)
+        add_failed_backup(session, skipped,
                           f"skipped the scheduled run of {slot:%Y-%m-%d %H:%M} UTC: {busy}")
         log.warning("scheduled backup of %s for %s skipped: %s", database_id, slot, busy)
-        return None
+        session.flush()  # gives it its id, for the notice sent after commit
+        return partial(announce_failed_backup, ctx, skipped.id)
     return partial(enqueue, ctx, send, BACKUP_TASK, backup.id, "backup", fail_backup)
 
 
@@ -159,6 +169,7 @@ def record_scheduled_backups(ctx: Context, send: Send, session: Session,
     active = {b.database_id: b for b in session.scalars(select(Backup).where(
         Backup.database_id.in_(ids), Backup.status.in_(ACTIVE_STATUSES)))}
     added: list[Backup] = []
+    skipped: list[Backup] = []  # announced after commit, like any failed backup
     for database_id, (_, slot) in zip(ids, due, strict=True):
         database = databases.get(database_id)
         if database is None:
@@ -169,12 +180,14 @@ def record_scheduled_backups(ctx: Context, send: Send, session: Session,
             add_failed_backup(session, backup, f"skipped the scheduled run of "
                                                f"{slot:%Y-%m-%d %H:%M} UTC: {reason}")
             log.warning("scheduled backup of %s for %s skipped: %s", database_id, slot, reason)
+            skipped.append(backup)
         else:
             session.add(backup)
             added.append(backup)
     session.flush()
     return [partial(enqueue, ctx, send, BACKUP_TASK, backup.id, "backup", fail_backup)
-            for backup in added]
+            for backup in added] + [partial(announce_failed_backup, ctx, backup.id)
+                                    for backup in skipped]
 
 
 def package_jobs(ctx: Context, session: Session, send: Send) -> Iterator[Job]:
@@ -217,6 +230,50 @@ def _fire_package(ctx: Context, send: Send, session: Session, slot: datetime) ->
     return partial(enqueue, ctx, send, PACKAGE_TASK, package.id, "package", fail_package)
 
 
+def verify_jobs(ctx: Context, session: Session, send: Send) -> Iterator[Job]:
+    """Yield one job per enabled database whose ``verify.schedule`` is set, in its time zone."""
+    default = ctx.settings.global_.verify
+    own = {spec.id: spec.verify for spec in ctx.settings.databases if spec.verify}
+    if not (default and default.schedule) and not any(v.schedule for v in own.values()):
+        return  # no schedule anywhere: no need to read the databases
+    for database in session.scalars(select(Database).where(Database.enabled.is_(True))
+                                    .options(*_NO_SECRETS)):
+        settings = merged(own.get(database.id), default)
+        if not settings.schedule:
+            continue
+        yield Job(key=VERIFY_KEY + database.id, cron=settings.schedule,
+                  timezone=effective(database, ctx.settings.global_).timezone,
+                  anchor=database.created_at,
+                  fire=partial(_fire_verify, ctx, database.id, settings.test_restore, send))
+
+
+def _fire_verify(ctx: Context, database_id: str, test_restore: bool, send: Send,
+                 session: Session, slot: datetime) -> AfterCommit:
+    """Add the slot's verification of the latest completed backup; return its enqueue action.
+
+    Nothing to verify (no completed backup yet), or that backup's verification still
+    pending or running from an earlier slot: the slot passes, saying so in the log.
+    """
+    backup = session.scalar(select(Backup).where(
+        Backup.database_id == database_id, Backup.status == "completed")
+        .order_by(Backup.finished_at.desc(), Backup.id.desc()).limit(1))
+    if backup is None:
+        log.info("verify:%s: no completed backup to verify for slot %s", database_id, slot)
+        return None
+    busy = session.scalar(select(Restore.id).where(
+        Restore.backup_id == backup.id, Restore.kind == "verify",
+        Restore.status.in_(ACTIVE_STATUSES)))
+    if busy is not None:
+        log.warning("verify:%s: slot %s skipped: verification %s of backup %s is still "
+                    "running", database_id, slot, busy, backup.id)
+        return None
+    row = new_verification(backup, test_restore=test_restore, trigger="schedule",
+                           scheduled_for=slot)
+    session.add(row)
+    session.flush()
+    return partial(enqueue, ctx, send, RESTORE_TASK, row.id, "verification", fail_restore)
+
+
 # Every kind of periodic work, asked for its jobs on each pass: a new kind is added
 # here, and only here (no registration by import, so no kind is lost to a missing import).
-JOB_SOURCES: tuple[JobSource, ...] = (backup_jobs, package_jobs, retention_jobs)
+JOB_SOURCES: tuple[JobSource, ...] = (backup_jobs, package_jobs, verify_jobs, retention_jobs)

@@ -31,9 +31,11 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
 
 from shared.context import Context
+from shared.engines.pg_globals import globals_key
 from shared.jobs import BACKUP_TASK, Send, fail_backup, interrupt_backup
 from shared.leftovers import discard, retry_leftovers
 from shared.models import Backup
+from shared.notify import announce_failed_backup
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +131,12 @@ def _give_up(ctx: Context, backup: Backup, condition: ColumnElement[bool], now: 
                                               now=now) else None
     if outcome is None:
         return False
+    if outcome == "failed":
+        announce_failed_backup(ctx, backup.id)  # after commit; queued, never waited for
     if backup.storage_key:
         discard(ctx, backup.storage_key)
+        if backup.engine == "postgres":  # options.globals may have written its part too
+            discard(ctx, globals_key(backup.storage_key))
     if outcome == "retried":
         log.warning("backup %s of %s interrupted (%s); retrying as attempt %d of %d",
                     backup.id, backup.database_id, reason, backup.attempt + 1,
@@ -140,8 +146,8 @@ def _give_up(ctx: Context, backup: Backup, condition: ColumnElement[bool], now: 
         except Exception as exc:  # noqa: BLE001 - the broker's errors vary by transport
             log.warning("could not enqueue backup %s (%s); it is re-sent within %ds",
                         backup.id, exc, 10 * limits.beat_interval)
-    else:
-        log.warning("backup %s of %s failed: %s", backup.id, backup.database_id, reason)
+    else:  # failed, or cancelled: a cancel was requested before its worker died
+        log.warning("backup %s of %s %s: %s", backup.id, backup.database_id, outcome, reason)
     return True
 
 

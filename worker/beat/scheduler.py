@@ -37,7 +37,6 @@ from typing import Any
 
 from celery.beat import Scheduler
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,9 +44,10 @@ from shared.context import Context, current
 from shared.jobs import Send
 from shared.models import ScheduleSlot, utcnow
 from worker.beat.jobs import JOB_SOURCES, AfterCommit, FireMany, Job
+from worker.beat.overdue import announce_overdue
 from worker.beat.reaper import reap, requeue
 from worker.beat.sending import Batching, CelerySender
-from worker.beat.slots import due_slot
+from worker.beat.slots import claim_slots, due_slot
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def fire_batch(ctx: Context, due: Sequence[Due], now: datetime,
         return 0
     try:
         with ctx.db.session() as session:
-            claimed = _claim(session, {job.key: slot for job, slot in due}, now)
+            claimed = claim_slots(session, {job.key: slot for job, slot in due}, now)
             mine = [(job, slot) for job, slot in due if job.key in claimed]
             actions = _record(session, mine)
     except Exception:  # noqa: BLE001 - retried job by job below
@@ -162,7 +162,7 @@ def fire_if_due(ctx: Context, job: Job, now: datetime) -> bool:
 def _fire_alone(ctx: Context, job: Job, slot: datetime, now: datetime) -> bool:
     try:
         with ctx.db.session() as session:
-            if not _claim(session, {job.key: slot}, now):
+            if not claim_slots(session, {job.key: slot}, now):
                 return False
             after_commit = job.fire(session, slot)
     except IntegrityError:
@@ -177,25 +177,6 @@ def _fire_alone(ctx: Context, job: Job, slot: datetime, now: datetime) -> bool:
     return True
 
 
-def _claim(session: Session, slots: dict[str, datetime], now: datetime) -> set[str]:
-    """Advance each job's ``last_slot`` to its slot where the stored one is older; return
-    the jobs advanced (claimed by this transaction until it ends).
-
-    A row another beat advanced first is locked until that beat commits; then the
-    ``WHERE`` sees the newer slot and this beat gets nothing back for it.
-    """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(ScheduleSlot).values(
-        [{"job": key, "last_slot": slot, "updated_at": now}
-         for key, slot in sorted(slots.items())])
-    statement = statement.on_conflict_do_update(
-        index_elements=[ScheduleSlot.job],
-        set_={"last_slot": statement.excluded.last_slot,
-              "updated_at": statement.excluded.updated_at},
-        where=ScheduleSlot.last_slot < statement.excluded.last_slot,
-    )
-    return set(session.scalars(statement.returning(ScheduleSlot.job)))
 
 
 def seconds_to_next_pass(now: datetime, beat_interval: float) -> float:
@@ -225,6 +206,7 @@ class DatabaseScheduler(Scheduler):
         if time.monotonic() >= self._next_reap:
             self._next_reap = time.monotonic() + beat_interval
             _reap(ctx, self._sender)
+            announce_overdue(ctx, utcnow())  # only when a channel wants backup_overdue
         now = time.monotonic()
         return max(0.0, min(interval, self._next_pass - now, self._next_reap - now))
 

@@ -1,4 +1,5 @@
-"""Cron slot arithmetic (pure): which slot of a schedule is due now.
+"""Cron slots: which slot of a schedule is due now (pure), and claiming it in the
+metadata DB so that each slot fires once however many beats run (``claim_slots``).
 
 A job fires for its *latest* slot that has not fired yet: after downtime that is one
 catch-up run, never one per missed slot.
@@ -14,6 +15,10 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from shared.models import ScheduleSlot
 
 
 # A scheduler pass asks with one ``now`` for every job, and most share a few schedules:
@@ -46,3 +51,24 @@ def due_slot(cron: str, timezone: str, now: datetime, last: datetime | None,
 
 def _wall(moment: datetime, zone: ZoneInfo) -> datetime:
     return moment.astimezone(zone).replace(tzinfo=None)
+
+
+def claim_slots(session: Session, slots: dict[str, datetime], now: datetime) -> set[str]:
+    """Advance each job's ``last_slot`` to its slot where the stored one is older; return
+    the jobs advanced (claimed by this transaction until it ends).
+
+    A row another beat advanced first is locked until that beat commits; then the
+    ``WHERE`` sees the newer slot and this beat gets nothing back for it.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(ScheduleSlot).values(
+        [{"job": key, "last_slot": slot, "updated_at": now}
+         for key, slot in sorted(slots.items())])
+    statement = statement.on_conflict_do_update(
+        index_elements=[ScheduleSlot.job],
+        set_={"last_slot": statement.excluded.last_slot,
+              "updated_at": statement.excluded.updated_at},
+        where=ScheduleSlot.last_slot < statement.excluded.last_slot,
+    )
+    return set(session.scalars(statement.returning(ScheduleSlot.job)))
