@@ -60,6 +60,8 @@ def claim_slots(session: Session, slots: dict[str, datetime], now: datetime) -> 
     A row another beat advanced first is locked until that beat commits; then the
     ``WHERE`` sees the newer slot and this beat gets nothing back for it.
     """
+    if not slots:
+        return set()
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(ScheduleSlot).values(
