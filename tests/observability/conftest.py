@@ -52,8 +52,10 @@ def obs(tmp_path_factory: pytest.TempPathFactory, pg: PostgresCluster,
                       stack.env, root / "api2.log").start()
     client = Client(f"http://127.0.0.1:{port}")
     wait_http(client.base + "/health")
-    yield ObsStack(stack, replica, client)
-    for process in [stack.api, replica, *stack.workers]:
+    running = ObsStack(stack, replica, client)
+    yield running
+    # running.replica, not replica: a test restarts the replica and puts the new one there.
+    for process in [stack.api, running.replica, *stack.workers]:
         process.stop()
 
 
