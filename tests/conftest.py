@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ from tests.services import (
     Process,
     Redis,
     free_port,
+    running_cluster,
     silent_tcp_server,
     wait_http,
 )
@@ -41,13 +40,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[PostgresCluster]:
-    # Not under pytest's 0700 temp root: the cluster runs as the postgres user.
-    root = Path(tempfile.mkdtemp(prefix="backup-api-pg-"))
-    cluster = PostgresCluster(root)
-    cluster.start()
-    yield cluster
-    cluster.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    with running_cluster("backup-api-pg-") as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

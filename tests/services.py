@@ -13,12 +13,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import requests
 
@@ -263,3 +265,62 @@ def silent_tcp_server() -> Iterator[int]:
         for conn in accepted:
             conn.close()
         server.close()
+
+
+@contextmanager
+def running_cluster(prefix: str) -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of its own, removed afterwards.
+
+    Not under pytest's 0700 temp root: the cluster runs as the postgres user.
+    """
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    cluster = PostgresCluster(root)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class RelayProxy:
+    """A TCP proxy to a local port; a subclass decides how it relays each direction
+    (``_pump``): the tests slow a dump down or stop it mid-stream with one."""
+
+    target_port: int
+    server: socket.socket = field(default_factory=socket.socket, kw_only=True)
+    sockets: list[socket.socket] = field(default_factory=list, kw_only=True)
+    stop: threading.Event = field(default_factory=threading.Event, kw_only=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.getsockname()[1])
+
+    def start(self) -> Self:
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.server.settimeout(0.2)
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        self.stop.set()
+        for sock in [self.server, *self.sockets]:
+            sock.close()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, False),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True),
+                             daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, from_server: bool) -> None:
+        raise NotImplementedError

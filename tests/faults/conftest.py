@@ -7,8 +7,6 @@ judged by what a user sees afterwards through the HTTP API. Run them alone with
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 
 from tests.conftest import Stack, start_stack
 from tests.faults.helpers import ThrottledProxy
-from tests.services import PostgresCluster, Process, Redis
+from tests.services import PostgresCluster, Process, Redis, running_cluster
 from tests.worker.beat.helpers import StallingProxy
 
 # Beat passes every second; a worker silent for 6 s is dead; a lost message is re-sent
@@ -64,13 +62,8 @@ def stalled_pg(pg: PostgresCluster) -> Iterator[StallingProxy]:
 @pytest.fixture
 def meta_pg() -> Iterator[PostgresCluster]:
     """A PostgreSQL cluster for one stack's metadata DB, which the test may stop."""
-    # Not under pytest's 0700 temporary root: the cluster runs as the postgres user.
-    root = Path(tempfile.mkdtemp(prefix="backup-api-meta-"))
-    cluster = PostgresCluster(root)
-    cluster.start()
-    yield cluster
-    cluster.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    with running_cluster("backup-api-meta-") as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -4,66 +4,33 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.services import Process
+from tests.services import Process, RelayProxy
 
 
 @dataclass
-class ThrottledProxy:
+class ThrottledProxy(RelayProxy):
     """A TCP proxy to PostgreSQL relaying the server's bytes at ``rate`` bytes a second.
 
     A dump through it takes size / rate seconds and then completes: long enough to
-    inject a fault while it streams, short enough to see it finish.
+    inject a fault while it streams, short enough to see it finish. ``rate`` may be
+    changed while it runs.
     """
 
-    target_port: int
     rate: int
-    server: socket.socket = field(default_factory=socket.socket)
-    sockets: list[socket.socket] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
 
-    @property
-    def port(self) -> int:
-        return int(self.server.getsockname()[1])
-
-    def start(self) -> ThrottledProxy:
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(16)
-        self.server.settimeout(0.2)
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def close(self) -> None:
-        self.stop.set()
-        for sock in [self.server, *self.sockets]:
-            sock.close()
-
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            self.sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, None),
-                             daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, self.rate),
-                             daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, rate: int | None) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, from_server: bool) -> None:
         try:
             while not self.stop.is_set():
                 data = source.recv(65536)
                 if not data:
                     break
                 sink.sendall(data)
-                if rate:
-                    time.sleep(len(data) / rate)
+                if from_server and self.rate:
+                    time.sleep(len(data) / self.rate)
         except OSError:
             pass
         finally:

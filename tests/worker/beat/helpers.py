@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import Stack
-from tests.services import PostgresCluster, Process
+from tests.services import PostgresCluster, Process, RelayProxy
 
 
 def start_beat(stack: Stack, name: str) -> Process:
@@ -36,49 +35,17 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float
 
 
 @dataclass
-class StallingProxy:
+class StallingProxy(RelayProxy):
     """A TCP proxy to PostgreSQL that stops relaying the server's bytes after ``budget``.
 
     pg_dump through it receives the catalog and the first megabytes of a table, then
     waits on its socket: a real dump stopped mid-stream, deterministically.
     """
 
-    target_port: int
     budget: int
-    server: socket.socket = field(default_factory=socket.socket)
-    sockets: list[socket.socket] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
 
-    @property
-    def port(self) -> int:
-        return int(self.server.getsockname()[1])
-
-    def start(self) -> StallingProxy:
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(16)
-        self.server.settimeout(0.2)
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def close(self) -> None:
-        self.stop.set()
-        for sock in [self.server, *self.sockets]:
-            sock.close()
-
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            self.sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, None),
-                             daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, self.budget),
-                             daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, budget: int | None) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, from_server: bool) -> None:
+        budget = self.budget if from_server else None
         passed = 0
         try:
             while budget is None or passed < budget:

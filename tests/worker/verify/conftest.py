@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Stack, start_stack
-from tests.services import PG_PASSWORD, PG_USER, PostgresCluster, Process, Redis
+from tests.services import PG_PASSWORD, PG_USER, PostgresCluster, Process, Redis, running_cluster
 
 SHOP = "verify_shop"
 DAMAGED = "verify_damaged"
@@ -103,12 +102,8 @@ databases:
 @pytest.fixture(scope="package")
 def scratch_pg() -> Iterator[PostgresCluster]:
     """A second PostgreSQL server: a scratch server without the source's tablespace."""
-    root = Path(tempfile.mkdtemp(prefix="backup-api-scratch-pg-"))
-    cluster = PostgresCluster(root)
-    cluster.start()
-    yield cluster
-    cluster.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    with running_cluster("backup-api-scratch-pg-") as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="package")
